@@ -1,0 +1,221 @@
+"""Run a real vLLM OpenAI server (the CPU build, in its own venv) for the node tests.
+
+The engine flags are the ones the instance's unit renders; `cpu_engine_args` swaps the GPU-only
+ones for CPU equivalents, so the rest (max model length, media limits, allowed domains, ...) is
+exercised as deployed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VLLM_VENV = Path(os.environ.get("QWEN3VL_VLLM_VENV", REPO_ROOT / ".venv-vllm"))
+SETUP_SCRIPT = REPO_ROOT / "scripts" / "setup-vllm-cpu.sh"
+
+#: KV cache for the tiny model on CPU (replaces --gpu-memory-utilization).
+CPU_KV_CACHE_BYTES = "64M"
+READY_TIMEOUT_S = 300.0
+STOP_TIMEOUT_S = 30.0
+LOG_TAIL_LINES = 60
+
+# GPU-only flags, by whether they take a value. Each is dropped together with its value.
+_GPU_FLAGS_WITH_VALUE = frozenset(
+    {
+        "--gpu-memory-utilization",
+        "--device-memory-utilization",
+        "--tensor-parallel-size",
+        "-tp",
+        "--pipeline-parallel-size",
+        "-pp",
+        "--data-parallel-size",
+        "-dp",
+        "--distributed-executor-backend",
+        "--max-cudagraph-capture-size",
+        "--cuda-graph-sizes",
+        "--compilation-config",
+        "-cc",
+        "--kv-cache-dtype",
+        "--attention-backend",
+        "--quantization",
+        "-q",
+        "--kv-cache-memory-bytes",
+    }
+)
+_GPU_SWITCHES = frozenset(
+    {"--enable-expert-parallel", "-ep", "--async-scheduling", "--no-enforce-eager"}
+)
+# Set by the rig itself (loopback, its own port and name).
+_RIG_FLAGS_WITH_VALUE = frozenset({"--host", "--port", "--served-model-name", "--model"})
+# Added for the CPU: no graph capture or compilation (faster start), a KV cache sized in bytes.
+_CPU_FLAGS = ("--enforce-eager", "--kv-cache-memory-bytes", CPU_KV_CACHE_BYTES)
+
+
+class VllmRigError(RuntimeError):
+    """The vLLM venv is missing or the server did not become healthy."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def vllm_bin() -> Path:
+    """The `vllm` executable of the CPU venv; fails with how to create it."""
+    exe = VLLM_VENV / "bin" / "vllm"
+    if not (VLLM_VENV / ".ready").is_file() or not exe.is_file():
+        raise VllmRigError(
+            f"the vLLM CPU venv {VLLM_VENV} is missing or incomplete; create it with "
+            f"`{SETUP_SCRIPT.relative_to(REPO_ROOT)} {VLLM_VENV}` (takes ~2 min)"
+        )
+    return exe
+
+
+def vllm_python() -> Path:
+    """The python of the CPU venv (has torch, transformers, tokenizers, safetensors)."""
+    vllm_bin()
+    return VLLM_VENV / "bin" / "python"
+
+
+def cpu_engine_args(args: Sequence[str]) -> list[str]:
+    """The unit's vLLM flags made runnable on this CPU: GPU-only flags swapped or dropped."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            continue
+        name, has_inline_value, _ = arg.partition("=")
+        if name in _GPU_FLAGS_WITH_VALUE or name in _RIG_FLAGS_WITH_VALUE:
+            skip_value = not has_inline_value
+        elif name not in _GPU_SWITCHES and arg not in _CPU_FLAGS:
+            kept.append(arg)
+    if skip_value:
+        raise ValueError(f"flag {args[-1]} has no value")
+    return [*kept, *_CPU_FLAGS]
+
+
+@dataclass(frozen=True)
+class VllmServer:
+    """A running vLLM OpenAI server on loopback."""
+
+    port: int
+    served_model_name: str
+    model_dir: Path
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def server_env() -> dict[str, str]:
+    """Environment for vLLM: offline (nothing is downloaded), no telemetry, no CPU pinning."""
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        VLLM_NO_USAGE_STATS="1",
+        DO_NOT_TRACK="1",
+        # The machine is shared with other tests: don't pin OpenMP threads to cores.
+        VLLM_CPU_OMP_THREADS_BIND="nobind",
+    )
+    return env
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_healthy(process: subprocess.Popen[bytes], server: VllmServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=server.base_url, timeout=5.0) as client:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise VllmRigError(
+                    f"vLLM exited with code {process.returncode} before it was healthy; "
+                    f"log {server.log_path}:\n{log_tail(server.log_path)}"
+                )
+            try:
+                if client.get("/health").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+    raise VllmRigError(
+        f"vLLM was not healthy within {timeout:.0f} s; log {server.log_path}:\n"
+        f"{log_tail(server.log_path)}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group (API server and engine core), then SIGKILL."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def start_vllm(
+    model_dir: Path,
+    port: int,
+    engine_args: Sequence[str],
+    served_model_name: str,
+    *,
+    log_path: Path | None = None,
+    timeout: float = READY_TIMEOUT_S,
+) -> Iterator[VllmServer]:
+    """Serve model_dir on 127.0.0.1:port with the unit's engine_args (CPU-adapted); always stops."""
+    server = VllmServer(
+        port=port,
+        served_model_name=served_model_name,
+        model_dir=Path(model_dir),
+        log_path=log_path or Path(model_dir).parent / f"vllm-{port}.log",
+    )
+    command = [
+        str(vllm_bin()),
+        "serve",
+        str(server.model_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--served-model-name",
+        served_model_name,
+        *cpu_engine_args(engine_args),
+    ]
+    with server.log_path.open("wb") as log:
+        log.write(f"$ {' '.join(command)}\n".encode())
+        log.flush()
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=server_env(),
+            start_new_session=True,
+        )
+    try:
+        _wait_healthy(process, server, timeout)
+        yield server
+    finally:
+        _stop(process)
