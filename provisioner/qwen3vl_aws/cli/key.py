@@ -1,0 +1,17 @@
+"""``qwen3vl-aws key``: print the current API key, for pasting into a client."""
+
+from __future__ import annotations
+
+import click
+
+from . import App, pass_app
+
+
+@click.command(name="key")
+@pass_app
+def command(app: App) -> None:
+    """Print the endpoint's current API key (it is a secret: mind where the output goes)."""
+    from ..deployment import load_deployment
+    from ..rotation import secret_store
+
+    click.echo(secret_store(load_deployment(app.name), app.clients).current_value())

@@ -1,0 +1,180 @@
+"""``rotate-key``, ``key`` and ``exec`` as a user runs them: exact exit codes, no key in output."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+import qwen3vl_aws.channel.factory as factory
+import qwen3vl_aws.rotation as rotation
+from click.testing import CliRunner
+from moto import mock_aws
+from qwen3vl_aws.channel.base import CommandResult
+from qwen3vl_aws.cli import cli
+from qwen3vl_aws.deployment import Deployment
+from rotation_doubles import FakeGateway, interrupt
+
+OLD = "sk-qwen-" + "o" * 43
+NEW = "sk-qwen-" + "n" * 43
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch):
+    """A recorded deployment whose secret holds OLD; the rotation's far side is a FakeGateway."""
+    for var, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        sm = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = sm.create_secret(Name="qwen3vl/api-key")["ARN"]
+        old_version = sm.put_secret_value(SecretId=arn, SecretString=OLD)["VersionId"]
+        Deployment(
+            name="qwen3vl",
+            region="us-east-1",
+            instance_type="g6.xlarge",
+            instance_id="i-0123456789abcdef0",
+            secret_arn=arn,
+        ).save()
+        gateway = FakeGateway(sm, arn)
+        gateway.sync(old_version, None)
+        gateway.syncs.clear()
+
+        def fake_rotation_for(deployment, clients, *, report, accept_host_key=None):
+            return rotation.Rotation(
+                rotation.secret_store(deployment, clients),
+                gateway,
+                gateway,
+                report=report,
+                sleep=lambda _s: None,
+                settle=0,
+            )
+
+        monkeypatch.setattr(rotation, "rotation_for", fake_rotation_for)
+        yield sm, arn, gateway
+
+
+def run(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+
+
+def current_key(sm, arn: str) -> str:
+    # explicit stage: moto's stage-less default does not follow update_secret_version_stage
+    return sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
+
+
+def test_rotate_key_prints_steps_and_how_to_read_the_key_but_not_the_key(deployed):
+    sm, arn, gateway = deployed
+
+    result = run("rotate-key", "--grace", "0")
+
+    assert result.exit_code == 0, result.output
+    new = current_key(sm, arn)
+    assert new != OLD and gateway.accepted == {new}
+    assert "• Storing the new key as AWSPENDING" in result.output
+    assert result.output.rstrip().endswith("Read it with: qwen3vl-aws --name qwen3vl key")
+    assert new not in result.output and OLD not in result.output
+
+
+def test_rotate_key_reads_a_chosen_key_from_stdin_and_shows_it_only_when_asked(deployed):
+    sm, arn, gateway = deployed
+
+    result = run("rotate-key", "--grace", "0", "--key", "-", "--show-key", stdin=NEW + "\n")
+
+    assert result.exit_code == 0, result.output
+    assert current_key(sm, arn) == NEW and gateway.accepted == {NEW}
+    assert result.stdout.splitlines()[-1] == NEW
+
+
+def test_a_key_given_as_argument_is_refused_and_not_echoed(deployed):
+    sm, arn, _gateway = deployed
+
+    result = run("rotate-key", "--key", NEW)
+
+    assert result.exit_code == 2
+    assert "never passed as an argument" in result.output
+    assert NEW not in result.output
+    assert current_key(sm, arn) == OLD
+
+
+def test_a_malformed_key_on_stdin_is_refused(deployed):
+    sm, arn, _gateway = deployed
+
+    result = run("rotate-key", "--key", "-", stdin="short key!\n")
+
+    assert result.exit_code == 2
+    assert "The key is malformed" in result.output
+    assert "short key" not in result.output
+    assert current_key(sm, arn) == OLD
+
+
+def test_a_failed_rotation_exits_7_and_says_what_it_undid(deployed):
+    sm, arn, gateway = deployed
+    gateway.refused = {NEW}
+
+    result = run("rotate-key", "--grace", "0", "--key", "-", stdin=NEW)
+
+    assert result.exit_code == 7
+    assert "Error: Key rotation failed while verifying the pending key" in result.output
+    assert "Rolled back: removed AWSPENDING" in result.output
+    assert NEW not in result.output and current_key(sm, arn) == OLD
+
+
+def test_interrupt_then_abort(deployed):
+    sm, arn, gateway = deployed
+    gateway.sync_faults[1] = interrupt
+
+    interrupted = run("rotate-key", "--grace", "0")
+    aborted = run("rotate-key", "--abort")
+    again = run("rotate-key", "--abort")
+
+    assert interrupted.exit_code == 130
+    assert "run `qwen3vl-aws rotate-key` to resume" in interrupted.output
+    assert aborted.exit_code == 0 and "Rolled back: removed AWSPENDING" in aborted.output
+    assert again.exit_code == 0 and "nothing to roll back" in again.output
+    assert current_key(sm, arn) == OLD and gateway.accepted == {OLD}
+
+
+def test_key_prints_the_current_key(deployed):
+    result = run("key")
+    assert (result.exit_code, result.stdout) == (0, OLD + "\n")
+
+
+def test_key_without_a_deployment_says_to_apply(deployed):
+    result = run("--name", "other", "key")
+    assert result.exit_code == 5
+    assert "Run `qwen3vl-aws apply` first" in result.output
+
+
+class RecordingChannel:
+    def __init__(self, result: CommandResult) -> None:
+        self.result = result
+        self.scripts: list[str] = []
+
+    def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
+        self.scripts.append(script)
+        return self.result
+
+
+def test_exec_runs_the_quoted_command_and_exits_with_its_code(deployed, monkeypatch):
+    chan = RecordingChannel(CommandResult(3, "out\n", "err\n"))
+    monkeypatch.setattr(factory, "channel_for", lambda *_a, **_k: chan)
+
+    result = run("exec", "--", "ls", "-l", "/etc/qwen3vl dir")
+
+    assert chan.scripts == ["ls -l '/etc/qwen3vl dir'"]
+    assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
+
+
+def test_exec_says_when_ssm_truncated_the_output(deployed, monkeypatch):
+    chan = RecordingChannel(CommandResult(0, "x" * 24_000, "", truncated=True))
+    monkeypatch.setattr(factory, "channel_for", lambda *_a, **_k: chan)
+
+    result = run("exec", "--", "journalctl")
+
+    assert result.exit_code == 0
+    assert "Output truncated by SSM" in result.stderr
