@@ -17,7 +17,7 @@ _LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=([A-Za-z0-9._+-]+)$")
 
 
 def parse_versions(text: str, source: str = "versions.env") -> dict[str, str]:
-    """Parse ``KEY=value`` lines; blank lines and ``#`` comments are skipped, anything else fails."""
+    """Parse ``KEY=value`` lines; skip blank lines and ``#`` comments; fail on anything else."""
     versions: dict[str, str] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -25,7 +25,7 @@ def parse_versions(text: str, source: str = "versions.env") -> dict[str, str]:
             continue
         match = _LINE.match(line)
         if not match:
-            raise Qwen3vlError(f"{source}:{number}: expected KEY=value (plain version), got {line!r}")
+            raise Qwen3vlError(f"{source}:{number}: expected KEY=version, got {line!r}")
         versions[match.group(1)] = match.group(2)
     return versions
 

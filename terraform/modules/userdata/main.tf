@@ -1,0 +1,38 @@
+locals {
+  # The module sits at terraform/modules/userdata; the instance's files at userdata/ (the CLI
+  # stages both directories side by side).
+  source_dir = "${path.module}/../../../userdata"
+
+  # /etc/qwen3vl/deploy.env: non-secret settings, shell KEY='value' lines (the validations above
+  # keep single quotes out of every value).
+  settings = {
+    DEPLOYMENT_NAME       = var.deployment_name
+    REGION                = var.region
+    SECRET_ARN            = var.secret_arn
+    ENGINE                = var.engine
+    MODEL_ID              = var.model_id
+    SERVED_MODEL_NAME     = var.served_model_name
+    ENGINE_ARGS           = join(" ", var.engine_args)
+    PUBLIC_HOST           = var.public_host
+    DOMAIN                = var.domain
+    PORT                  = tostring(var.port)
+    ALLOWED_MEDIA_DOMAINS = join(" ", var.allowed_media_domains)
+  }
+  deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
+
+  files = {
+    "/etc/qwen3vl/deploy.env"                    = { mode = "0644", content = local.deploy_env }
+    "/opt/qwen3vl/share/versions.env"            = { mode = "0644", content = file("${local.source_dir}/versions.env") }
+    "/opt/qwen3vl/share/gateway.conf"            = { mode = "0644", content = file("${local.source_dir}/share/gateway.conf") }
+    "/opt/qwen3vl/share/qwen3vl-engine.service"  = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-engine.service") }
+    "/opt/qwen3vl/share/qwen3vl-gateway.service" = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-gateway.service") }
+    "/opt/qwen3vl/bin/qwen3vl-bootstrap"         = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-bootstrap") }
+    "/opt/qwen3vl/bin/qwen3vl-keysync"           = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-keysync") }
+    "/opt/qwen3vl/bin/qwen3vl-engine"            = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
+  }
+
+  rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
+    deployment_name = var.deployment_name
+    files           = local.files
+  })
+}

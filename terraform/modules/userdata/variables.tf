@@ -1,0 +1,124 @@
+variable "deployment_name" {
+  description = "Name of the deployment (tags, log lines)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,30}[a-z0-9]$", var.deployment_name))
+    error_message = "deployment_name must be 2-32 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "region" {
+  description = "AWS region of the secret (the key sync script calls Secrets Manager there)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]$", var.region))
+    error_message = "region must be an AWS region name such as us-east-1."
+  }
+}
+
+variable "secret_arn" {
+  description = "ARN of the Secrets Manager secret holding the API key. The key itself never passes through Terraform."
+  type        = string
+
+  validation {
+    condition     = can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", var.secret_arn))
+    error_message = "secret_arn must be a Secrets Manager secret ARN."
+  }
+}
+
+variable "engine" {
+  description = "Inference engine behind the gateway: \"vllm\" or \"sglang\"."
+  type        = string
+  default     = "vllm"
+
+  validation {
+    condition     = contains(["vllm", "sglang"], var.engine)
+    error_message = "engine must be \"vllm\" or \"sglang\"."
+  }
+}
+
+variable "model_id" {
+  description = "Hugging Face model id the instance prefetches and serves."
+  type        = string
+  default     = "Qwen/Qwen3-VL-8B-Instruct"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", var.model_id))
+    error_message = "model_id must look like owner/name, e.g. Qwen/Qwen3-VL-8B-Instruct."
+  }
+}
+
+variable "served_model_name" {
+  description = "Model name clients send in the \"model\" field."
+  type        = string
+  default     = "Qwen/Qwen3-VL-8B-Instruct"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._/:-]{1,128}$", var.served_model_name))
+    error_message = "served_model_name must be 1-128 characters of A-Z a-z 0-9 . _ / : -."
+  }
+}
+
+variable "engine_args" {
+  description = "Engine CLI flags from the serving plan, one argument per element, without the model, host, port or served name (the bootstrap sets those)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for a in var.engine_args : can(regex("^[^\\s'\\\\$`]+$", a))])
+    error_message = "Each engine_args element must be one argument without whitespace, single quotes, backslashes, $ or backticks."
+  }
+
+  validation {
+    condition = alltrue([for a in var.engine_args : !contains(
+      ["--model", "--model-path", "--host", "--port", "--served-model-name", "--api-key", "--allowed-media-domains"],
+      split("=", a)[0]
+    )])
+    error_message = "engine_args must not set --model, --model-path, --host, --port, --served-model-name or --allowed-media-domains (the bootstrap renders them) nor --api-key (the gateway checks the key; it never goes on a command line)."
+  }
+}
+
+variable "public_host" {
+  description = "The Elastic IP address clients connect to; the TLS certificate names it."
+  type        = string
+
+  validation {
+    condition     = can(regex("^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$", var.public_host))
+    error_message = "public_host must be an IPv4 address (the Elastic IP)."
+  }
+}
+
+variable "domain" {
+  description = "DNS name the certificate is made for, in addition to the address; \"\" (default) = none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.domain == "" || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", var.domain))
+    error_message = "domain must be a lowercase DNS name such as llm.example.com, or \"\"."
+  }
+}
+
+variable "port" {
+  description = "Public TLS port of the gateway."
+  type        = number
+  default     = 443
+
+  validation {
+    condition     = var.port >= 1 && var.port <= 65535 && floor(var.port) == var.port && var.port != 8000
+    error_message = "port must be an integer between 1 and 65535 other than 8000 (the engine's loopback port)."
+  }
+}
+
+variable "allowed_media_domains" {
+  description = "Domains image URLs may be fetched from (vLLM --allowed-media-domains). [] (default) = no domain restriction; the engine unit still cannot reach private or link-local addresses such as the metadata service, and redirects are not followed."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for d in var.allowed_media_domains : can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", d))])
+    error_message = "Each allowed_media_domains entry must be a lowercase DNS name such as upload.wikimedia.org."
+  }
+}

@@ -1,0 +1,125 @@
+"""The userdata module rendered by real Terraform: valid cloud-config, under EC2's 16 KB limit,
+carrying the repository's files verbatim and settings that survive shell quoting."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from qwen3vl_aws.paths import userdata_dir
+from userdata_render import DEFAULT_INPUTS, Rendered, RenderFailed, render, stage
+
+EC2_USER_DATA_LIMIT = 16384
+PLAN_FLAGS = [
+    "--tensor-parallel-size", "1",
+    "--max-model-len", "5120",
+    "--gpu-memory-utilization", "0.9",
+    "--enable-prefix-caching",
+    "--limit-mm-per-prompt.video", "0",
+    "--mm-processor-kwargs", '{"images_kwargs":{"max_pixels":4454400}}',
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def caller(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    work = tmp_path_factory.mktemp("userdata-render")
+    return stage(work), work
+
+
+@pytest.fixture(scope="module")
+def rendered(caller: tuple[Path, Path]) -> Rendered:
+    return render(*caller, engine_args=PLAN_FLAGS, domain="llm.example.com")
+
+
+def write_files(doc: str) -> dict[str, dict[str, str]]:
+    return {f["path"]: f for f in yaml.safe_load(doc)["write_files"]}
+
+
+def test_cloud_init_schema_accepts_the_rendered_document(rendered: Rendered, tmp_path: Path):
+    cloud_init = shutil.which("cloud-init")
+    assert cloud_init, "cloud-init is missing: apt-get install cloud-init"
+    path = tmp_path / "user-data.yaml"
+    path.write_text(rendered.text)
+    result = subprocess.run(
+        [cloud_init, "schema", "-c", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid cloud-config" in result.stdout
+
+
+def test_gzip_output_is_the_document_and_fits_ec2_limit(rendered: Rendered):
+    raw = base64.b64decode(rendered.base64gzip)
+    assert gzip.decompress(raw).decode() == rendered.text
+    assert len(raw) <= EC2_USER_DATA_LIMIT, f"{len(raw)} bytes of gzip'd user data"
+
+
+def test_instance_files_are_the_repository_files(rendered: Rendered):
+    files = write_files(rendered.text)
+    source = userdata_dir()
+    expected = {
+        "/opt/qwen3vl/bin/qwen3vl-bootstrap": source / "bin" / "qwen3vl-bootstrap",
+        "/opt/qwen3vl/bin/qwen3vl-keysync": source / "bin" / "qwen3vl-keysync",
+        "/opt/qwen3vl/bin/qwen3vl-engine": source / "bin" / "qwen3vl-engine",
+        "/opt/qwen3vl/share/versions.env": source / "versions.env",
+        "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
+        "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
+        "/opt/qwen3vl/share/qwen3vl-gateway.service": source / "share" / "qwen3vl-gateway.service",
+    }
+    assert set(files) == {*expected, "/etc/qwen3vl/deploy.env"}
+    for path, origin in expected.items():
+        assert files[path]["content"] == origin.read_text(), path
+        assert files[path]["permissions"] == ("0755" if "/bin/" in path else "0644")
+
+
+def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path):
+    env_file = tmp_path / "deploy.env"
+    env_file.write_text(write_files(rendered.text)["/etc/qwen3vl/deploy.env"]["content"])
+    script = f'set -eu; source {env_file}; printf "%s\\n" "$ENGINE_ARGS" "$DOMAIN" "$SECRET_ARN"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [
+        " ".join(PLAN_FLAGS),
+        "llm.example.com",
+        DEFAULT_INPUTS["secret_arn"],
+    ]
+
+
+def test_bootstrap_runs_as_a_transient_unit(rendered: Rendered):
+    runcmd = yaml.safe_load(rendered.text)["runcmd"]
+    assert runcmd == [
+        [
+            "systemd-run",
+            "--unit=qwen3vl-bootstrap",
+            "--description=qwen3vl-aws bootstrap",
+            "--property=TimeoutStartSec=infinity",
+            "/opt/qwen3vl/bin/qwen3vl-bootstrap",
+        ]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"engine_args": ["--api-key", "sk-x"]}, "nor --api-key"),
+        ({"engine_args": ["--model", "x"]}, "must not set --model"),
+        ({"engine_args": ["--max-model-len 8192"]}, "without whitespace"),
+        ({"engine_args": ["--x=$(reboot)"]}, "without whitespace"),
+        ({"engine": "tgi"}, 'engine must be "vllm" or "sglang"'),
+        ({"public_host": "not-an-ip"}, "public_host must be an IPv4 address"),
+        ({"domain": "Bad_Domain"}, "domain must be a lowercase DNS name"),
+        ({"port": 8000}, "other than 8000"),
+        ({"secret_arn": "arn:aws:s3:::bucket"}, "secret_arn must be a Secrets Manager"),
+        ({"served_model_name": "a'b"}, "served_model_name must be"),
+        ({"allowed_media_domains": ["*.example.com"]}, "allowed_media_domains entry"),
+    ],
+)
+def test_bad_inputs_fail_with_a_clear_message(
+    caller: tuple[Path, Path], override: dict[str, object], message: str
+):
+    with pytest.raises(RenderFailed) as failure:
+        render(*caller, **override)
+    assert message in " ".join(str(failure.value).split())
