@@ -8,6 +8,7 @@ exercised as deployed.
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -40,6 +41,7 @@ _GPU_FLAGS_WITH_VALUE = frozenset(
         "-pp",
         "--data-parallel-size",
         "-dp",
+        "--mm-encoder-tp-mode",
         "--distributed-executor-backend",
         "--max-cudagraph-capture-size",
         "--cuda-graph-sizes",
@@ -115,6 +117,7 @@ class VllmServer:
     served_model_name: str
     model_dir: Path
     log_path: Path
+    pid: int  # the API server, leader of the process group that holds the engine processes
 
     @property
     def base_url(self) -> str:
@@ -185,16 +188,12 @@ def start_vllm(
     timeout: float = READY_TIMEOUT_S,
 ) -> Iterator[VllmServer]:
     """Serve model_dir on 127.0.0.1:port with the unit's engine_args (CPU-adapted); always stops."""
-    server = VllmServer(
-        port=port,
-        served_model_name=served_model_name,
-        model_dir=Path(model_dir),
-        log_path=log_path or Path(model_dir).parent / f"vllm-{port}.log",
-    )
+    model_dir = Path(model_dir)
+    log_path = log_path or model_dir.parent / f"vllm-{port}.log"
     command = [
         str(vllm_bin()),
         "serve",
-        str(server.model_dir),
+        str(model_dir),
         "--host",
         "127.0.0.1",
         "--port",
@@ -203,8 +202,8 @@ def start_vllm(
         served_model_name,
         *cpu_engine_args(engine_args),
     ]
-    with server.log_path.open("wb") as log:
-        log.write(f"$ {' '.join(command)}\n".encode())
+    with log_path.open("wb") as log:
+        log.write(f"$ {shlex.join(command)}\n".encode())
         log.flush()
         process = subprocess.Popen(
             command,
@@ -214,6 +213,7 @@ def start_vllm(
             env=server_env(),
             start_new_session=True,
         )
+    server = VllmServer(port, served_model_name, model_dir, log_path, process.pid)
     try:
         _wait_healthy(process, server, timeout)
         yield server
