@@ -1,0 +1,64 @@
+"""``qwen3vl-aws health``: every check as a table (or ``--json``); exit 0 only when all pass."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+import click
+
+from . import App, pass_app
+
+if TYPE_CHECKING:
+    from ..health import CheckResult
+
+
+@click.command(name="health")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option(
+    "--key-stdin",
+    is_flag=True,
+    help="Read the API key from stdin instead of Secrets Manager (AWSCURRENT).",
+)
+@pass_app
+def command(app: App, as_json: bool, key_stdin: bool) -> None:
+    """Check the instance, its bootstrap, units and GPUs, and the endpoint end to end."""
+    from ..channel.factory import channel_for
+    from ..deployment import load_deployment
+    from ..errors import CheckFailed
+    from ..health import run_checks
+    from ..keys import validate_key
+    from ..readiness import current_key
+
+    api_key = validate_key(sys.stdin.read()) if key_stdin else None
+    deployment = load_deployment(app.name)
+    channel = channel_for(deployment, app.clients)
+    results = run_checks(
+        deployment, app.clients, channel, api_key=api_key or current_key(deployment, app.clients)
+    )
+    failed = [r.name for r in results if not r.ok]
+    if as_json:
+        doc = {
+            "deployment": deployment.name,
+            "ok": not failed,
+            "checks": [r.to_dict() for r in results],
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        app.out.print(_table(results))
+    if failed:
+        raise CheckFailed(f"{len(failed)} of {len(results)} checks failed: {', '.join(failed)}.")
+
+
+def _table(results: list[CheckResult]):
+    from rich.table import Table
+
+    table = Table(title="qwen3vl-aws health", title_justify="left")
+    for column in ("check", "result", "latency", "detail", "next step"):
+        table.add_column(column, overflow="fold")
+    for r in results:
+        result = "[green]pass" if r.ok else ("[red]FAIL" if r.attempted else "[yellow]skipped")
+        latency = f"{r.latency_s * 1000:.0f} ms" if r.latency_s is not None else ""
+        table.add_row(r.name, result, latency, r.detail, r.hint or "")
+    return table

@@ -1,0 +1,465 @@
+"""Does the endpoint work, and if not, where is it stuck: one small function per check.
+
+Checks run from the outside in: the instance (EC2), its command channel (SSM registration), what
+the instance says about itself (bootstrap stages, units, GPUs: one channel round trip), then the
+public endpoint as a client sees it. A check that cannot mean anything because an earlier one failed
+(no endpoint checks against a stopped instance, no request to an endpoint whose certificate is not
+the pinned one) is reported as not attempted, naming the reason, and counts as not passing.
+
+HTTPS trusts exactly the pinned certificate (``Deployment.cert_path``); never ``verify=False``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ssl
+import struct
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .aws import ClientFactory, aws_errors
+from .channel.base import CommandChannel
+from .deployment import Deployment
+from .errors import ChannelError, CheckFailed, UsageError
+from .instance_status import (
+    ENGINE_UNIT,
+    GATEWAY_UNIT,
+    STAGE_NAMES,
+    BootstrapStatus,
+    Section,
+    now_utc,
+    parse_gpus,
+    parse_status,
+    parse_unit_states,
+    read_snapshot,
+)
+
+HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of one check, as the table and ``--json`` show it."""
+
+    name: str
+    ok: bool
+    detail: str
+    latency_s: float | None = None
+    hint: str | None = None  # what to do next, when not ok
+    attempted: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _fail(name: str, detail: str, hint: str, latency_s: float | None = None) -> CheckResult:
+    return CheckResult(name, False, detail, latency_s, hint)
+
+
+def _not_attempted(name: str, reason: str) -> CheckResult:
+    return CheckResult(name, False, f"not attempted: {reason}", hint=None, attempted=False)
+
+
+# --- AWS side ---------------------------------------------------------------------------------
+
+
+def check_instance(deployment: Deployment, ec2: Any) -> CheckResult:
+    """The EC2 instance exists and is running."""
+    name = "instance"
+    if not deployment.instance_id:
+        return _fail(name, "no instance recorded", "Run `qwen3vl-aws apply`.")
+    with aws_errors("Describing the instance"):
+        reservations = ec2.describe_instances(InstanceIds=[deployment.instance_id])["Reservations"]
+    state = reservations[0]["Instances"][0]["State"]["Name"]
+    detail = f"{deployment.instance_id} {state} ({deployment.instance_type})"
+    if state == "running":
+        return CheckResult(name, True, detail)
+    hints = {
+        "stopped": "Start it: `qwen3vl-aws start`.",
+        "stopping": "It is stopping; start it again with `qwen3vl-aws start` once stopped.",
+        "pending": "It is starting: `qwen3vl-aws wait`.",
+    }
+    return _fail(name, detail, hints.get(state, "Re-create it: `qwen3vl-aws apply`."))
+
+
+def check_ssm(deployment: Deployment, ssm: Any) -> CheckResult:
+    """The SSM agent has registered the instance and pings Online."""
+    name = "ssm"
+    with aws_errors("Asking SSM about the instance"):
+        info = ssm.describe_instance_information(
+            Filters=[{"Key": "InstanceIds", "Values": [deployment.instance_id]}]
+        )["InstanceInformationList"]
+    if not info:
+        return _fail(
+            name,
+            "not registered with SSM",
+            "A new instance needs a minute or two; otherwise check the SSM agent, the instance "
+            "profile (AmazonSSMManagedInstanceCore) and its route to the SSM endpoints.",
+        )
+    ping = info[0].get("PingStatus", "Unknown")
+    agent = info[0].get("AgentVersion", "?")
+    if ping == "Online":
+        return CheckResult(name, True, f"Online (agent {agent})")
+    return _fail(name, f"{ping} (agent {agent})", "The agent lost contact: check the instance.")
+
+
+def check_channel(channel: CommandChannel) -> CheckResult:
+    """For SSH: the command channel runs a trivial command."""
+    started = time.perf_counter()
+    try:
+        channel.run("true", timeout=30).check("A no-op command")
+    except ChannelError as exc:
+        return _fail("channel", str(exc), "Check the SSH user, key and security group.")
+    return CheckResult("channel", True, "commands run", time.perf_counter() - started)
+
+
+# --- what the instance says about itself ------------------------------------------------------
+
+
+def describe_stages(status: BootstrapStatus) -> str:
+    """``packages 84s, model 212s, ...``: how long each stage took (so far)."""
+    now = now_utc()
+    parts = []
+    for stage in STAGE_NAMES:
+        took = status.stage(stage).duration(now)
+        if took is not None:
+            parts.append(f"{stage} {took:.0f}s")
+    return ", ".join(parts)
+
+
+def check_bootstrap(section: Section) -> CheckResult:
+    """The bootstrap reached ``ready``; shows each stage's duration."""
+    name = "bootstrap"
+    if section.exit_code != 0:
+        return _fail(
+            name,
+            "no status file yet",
+            "cloud-init has not started the bootstrap: `qwen3vl-aws logs --unit bootstrap`.",
+        )
+    try:
+        status = parse_status(section.output)
+    except CheckFailed as exc:
+        return _fail(name, str(exc), "`qwen3vl-aws logs --unit bootstrap`.")
+    durations = describe_stages(status)
+    if status.failed:
+        return _fail(
+            name,
+            f"stage {status.failed.name} failed ({durations})",
+            "See why: `qwen3vl-aws logs --unit bootstrap`.",
+        )
+    if not status.ready:
+        return _fail(name, f"at stage {status.reached} ({durations})", "`qwen3vl-aws wait`.")
+    return CheckResult(name, True, f"ready ({durations})")
+
+
+def check_units(section: Section) -> CheckResult:
+    """The engine and gateway units are active and running."""
+    name = "units"
+    units = parse_unit_states(section.output)
+    labels = {ENGINE_UNIT: "vllm", GATEWAY_UNIT: "gateway"}
+    states = {label: units.get(unit) for unit, label in labels.items()}
+    detail = ", ".join(f"{k} {v.describe() if v else 'unknown'}" for k, v in states.items())
+    down = [label for label, unit in states.items() if unit is None or not unit.running]
+    if section.exit_code != 0 and not units:
+        return _fail(name, section.output.strip()[-200:] or "systemctl failed", "Check the host.")
+    if down:
+        return _fail(name, detail, f"See why: `qwen3vl-aws logs --unit {down[0]}`.")
+    return CheckResult(name, True, detail)
+
+
+def check_gpu(section: Section) -> CheckResult:
+    """nvidia-smi sees the GPUs; shows memory in use."""
+    name = "gpu"
+    hint = (
+        "The NVIDIA driver is not working: check the AMI and `qwen3vl-aws logs --unit bootstrap`."
+    )
+    if section.exit_code != 0:
+        return _fail(name, f"nvidia-smi failed: {section.output.strip()[-200:]}", hint)
+    try:
+        gpus = parse_gpus(section.output)
+    except CheckFailed as exc:
+        return _fail(name, str(exc), hint)
+    if not gpus:
+        return _fail(name, "nvidia-smi lists no GPU", hint)
+    detail = "; ".join(
+        f"{g.name} {g.memory_used_mib}/{g.memory_total_mib} MiB in use" for g in gpus
+    )
+    return CheckResult(name, True, detail)
+
+
+# --- the public endpoint ----------------------------------------------------------------------
+
+
+def endpoint_base(deployment: Deployment) -> str:
+    """``https://host:port`` of the gateway (the recorded endpoint may end in ``/v1``)."""
+    if deployment.endpoint:
+        base = deployment.endpoint.rstrip("/")
+        return base.removesuffix("/v1")
+    if deployment.public_ip:
+        return f"https://{deployment.public_ip}:{deployment.port}"
+    raise UsageError("The deployment has no endpoint recorded yet: run `qwen3vl-aws apply`.")
+
+
+def fingerprint(pem: str) -> str:
+    """SHA-256 of a PEM certificate's DER bytes, as hex."""
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def fetch_endpoint_certificate(base: str, timeout: float = 10.0) -> str:
+    """The certificate the endpoint presents (read without trusting it, only to compare)."""
+    parts = urlsplit(base)
+    return ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=timeout)
+
+
+def check_tls(deployment: Deployment) -> CheckResult:
+    """The endpoint presents exactly the certificate pinned from the instance."""
+    name = "tls"
+    if not deployment.cert_path.is_file():
+        return _fail(
+            name,
+            f"no pinned certificate at {deployment.cert_path}",
+            "Fetch and pin it from the instance: `qwen3vl-aws wait`.",
+        )
+    base = endpoint_base(deployment)
+    started = time.perf_counter()
+    try:
+        presented = fetch_endpoint_certificate(base)
+    except OSError as exc:
+        return _fail(
+            name,
+            f"cannot connect to {base}: {exc}",
+            "Is your address in the allowed CIDRs (`apply --allow`), and is the gateway running?",
+        )
+    latency = time.perf_counter() - started
+    pinned = fingerprint(deployment.cert_path.read_text())
+    if fingerprint(presented) != pinned:
+        return _fail(
+            name,
+            f"certificate mismatch: the endpoint is not trusted (pinned sha256 {pinned[:16]}...)",
+            "Something other than your instance answers, or the instance was re-created: run "
+            "`qwen3vl-aws wait` to re-pin from the instance over the command channel. "
+            "No key was sent.",
+            latency,
+        )
+    return CheckResult(name, True, f"matches the pinned sha256 {pinned[:16]}...", latency)
+
+
+def pinned_client(deployment: Deployment, api_key: str | None) -> httpx.Client:
+    """An HTTPS client that trusts only the pinned certificate and sends the key."""
+    context = ssl.create_default_context(cafile=str(deployment.cert_path))
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    return httpx.Client(
+        base_url=endpoint_base(deployment), verify=context, headers=headers, timeout=HTTP_TIMEOUT
+    )
+
+
+def _timed(
+    request: Callable[[], httpx.Response],
+) -> tuple[httpx.Response | None, float, str | None]:
+    started = time.perf_counter()
+    try:
+        response = request()
+    except httpx.HTTPError as exc:
+        return None, time.perf_counter() - started, f"{type(exc).__name__}: {exc}"
+    return response, time.perf_counter() - started, None
+
+
+KEY_WRONG_HINT = (
+    "The gateway rejected the key. Check the key you gave; otherwise the instance has not picked "
+    "up the current secret version: `qwen3vl-aws exec /opt/qwen3vl/bin/qwen3vl-keysync`."
+)
+
+
+def _http_failure(name: str, response: httpx.Response | None, error: str | None, latency: float):
+    """A failed request as a check result, saying what the status means."""
+    if response is None:
+        return _fail(
+            name, error or "no response", "Is the gateway up? `qwen3vl-aws logs --unit gateway`."
+        )
+    if response.status_code in (401, 403):
+        return _fail(
+            name, f"HTTP {response.status_code}: the key is wrong", KEY_WRONG_HINT, latency
+        )
+    if response.status_code in (502, 503, 504):
+        return _fail(
+            name,
+            f"HTTP {response.status_code}: the gateway cannot reach the engine",
+            "The engine is down or still loading: `qwen3vl-aws logs --unit vllm`.",
+            latency,
+        )
+    return _fail(
+        name,
+        f"HTTP {response.status_code}: {response.text[:200]}",
+        "`qwen3vl-aws logs --unit gateway`.",
+        latency,
+    )
+
+
+def check_health_endpoint(http: httpx.Client) -> CheckResult:
+    """``GET /health`` through the gateway."""
+    response, latency, error = _timed(lambda: http.get("/health"))
+    if response is not None and response.status_code == 200:
+        return CheckResult("health", True, "HTTP 200", latency)
+    return _http_failure("health", response, error, latency)
+
+
+def check_models(http: httpx.Client, served_model: str) -> CheckResult:
+    """``GET /v1/models`` with the key lists the served model."""
+    name = "models"
+    response, latency, error = _timed(lambda: http.get("/v1/models"))
+    if response is None or response.status_code != 200:
+        return _http_failure(name, response, error, latency)
+    ids = [m.get("id") for m in response.json().get("data", [])]
+    if served_model not in ids:
+        return _fail(
+            name,
+            f"serves {ids}, not {served_model!r}",
+            "The engine was started with another model name: check /etc/qwen3vl/engine.env.",
+            latency,
+        )
+    return CheckResult(name, True, f"lists {served_model}", latency)
+
+
+def tiny_png(size: int = 64) -> bytes:
+    """A small RGB gradient PNG, written by hand so the CLI needs no imaging library."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(size) for v in (x * 4 % 256, y * 4 % 256, 128))
+        for y in range(size)
+    )
+    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+def _chat(http: httpx.Client, name: str, served_model: str, content: Any) -> CheckResult:
+    payload = {
+        "model": served_model,
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": 1,
+        "temperature": 0,
+    }
+    response, latency, error = _timed(lambda: http.post("/v1/chat/completions", json=payload))
+    if response is None or response.status_code != 200:
+        return _http_failure(name, response, error, latency)
+    choices = response.json().get("choices") or []
+    if not choices:
+        return _fail(name, "answer has no choices", "`qwen3vl-aws logs --unit vllm`.", latency)
+    usage = response.json().get("usage") or {}
+    detail = f"1 token in {latency * 1000:.0f} ms"
+    if usage.get("prompt_tokens"):
+        detail += f" ({usage['prompt_tokens']} prompt tokens)"
+    return CheckResult(name, True, detail, latency)
+
+
+def check_chat(http: httpx.Client, served_model: str) -> CheckResult:
+    """A one-token text chat."""
+    return _chat(http, "chat", served_model, "Reply with one word: ready?")
+
+
+def check_image_chat(http: httpx.Client, served_model: str) -> CheckResult:
+    """A one-token chat about a small generated image."""
+    url = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+    content = [
+        {"type": "text", "text": "One word: what colour dominates this image?"},
+        {"type": "image_url", "image_url": {"url": url}},
+    ]
+    return _chat(http, "image-chat", served_model, content)
+
+
+# --- running them all -------------------------------------------------------------------------
+
+CHECK_NAMES = (
+    "instance",
+    "ssm",
+    "bootstrap",
+    "units",
+    "gpu",
+    "tls",
+    "health",
+    "models",
+    "chat",
+    "image-chat",
+)
+
+
+def run_checks(
+    deployment: Deployment,
+    clients: ClientFactory,
+    channel: CommandChannel,
+    *,
+    api_key: str | None,
+) -> list[CheckResult]:
+    """Every check in order; later ones are not attempted when what they need failed."""
+    results = [check_instance(deployment, clients.client("ec2"))]
+    running = results[0].ok
+    if deployment.transport == "ssm":
+        results.append(
+            check_ssm(deployment, clients.client("ssm"))
+            if running
+            else _not_attempted("ssm", "the instance is not running")
+        )
+    else:
+        results.append(
+            check_channel(channel)
+            if running
+            else _not_attempted("channel", "the instance is not running")
+        )
+    results += _instance_checks(channel, reachable=results[-1].ok)
+    results += _endpoint_checks(deployment, api_key, running=running)
+    return results
+
+
+def _instance_checks(channel: CommandChannel, *, reachable: bool) -> list[CheckResult]:
+    # check name -> (snapshot section, check)
+    checks = {
+        "bootstrap": ("status", check_bootstrap),
+        "units": ("units", check_units),
+        "gpu": ("gpu", check_gpu),
+    }
+    if not reachable:
+        return [_not_attempted(n, "the command channel cannot reach the instance") for n in checks]
+    try:
+        snapshot = read_snapshot(channel)
+    except ChannelError as exc:
+        return [_fail(n, str(exc), "Run `qwen3vl-aws health` again.") for n in checks]
+    return [
+        check(snapshot[section])
+        if section in snapshot
+        else _fail(name, "missing from the instance's answer", "Run `qwen3vl-aws health` again.")
+        for name, (section, check) in checks.items()
+    ]
+
+
+def _endpoint_checks(
+    deployment: Deployment, api_key: str | None, *, running: bool
+) -> list[CheckResult]:
+    names = ("health", "models", "chat", "image-chat")
+    if not running:
+        return [_not_attempted(n, "the instance is not running") for n in ("tls", *names)]
+    tls = check_tls(deployment)
+    if not tls.ok:
+        reason = "the endpoint is not trusted (see tls)"
+        return [tls, *(_not_attempted(n, reason) for n in names)]
+    served = deployment.served_model_name
+    with pinned_client(deployment, api_key) as http:
+        results = [tls, check_health_endpoint(http), check_models(http, served)]
+        if results[-1].detail.endswith("the key is wrong"):
+            return results + [_not_attempted(n, "the key is wrong") for n in names[2:]]
+        results += [check_chat(http, served), check_image_chat(http, served)]
+    return results
