@@ -34,7 +34,9 @@ from .errors import CheckFailed, NotDeployedError, Qwen3vlError, UsageError
 from .keys import generate_key
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
-KEYSYNC = "/opt/qwen3vl/bin/qwen3vl-keysync"
+# The instance's key sync script; QWEN3VL_ROOT (unset on an instance) lets the node rig run it in
+# a scratch root.
+KEYSYNC = '"${QWEN3VL_ROOT:-}"/opt/qwen3vl/bin/qwen3vl-keysync'
 
 
 class RotationFailed(CheckFailed):
@@ -134,17 +136,15 @@ class SecretStore:
 
 
 class ChannelKeySync:
-    """Runs ``qwen3vl-keysync`` on the instance through the command channel (ids only)."""
+    """Runs ``qwen3vl-keysync`` on the instance through the command channel (version ids only)."""
 
-    def __init__(self, channel: CommandChannel, script: str = KEYSYNC) -> None:
+    def __init__(self, channel: CommandChannel) -> None:
         self._channel = channel
-        self._script = script
 
     def sync(self, current: str, pending: str | None) -> None:
-        argv = [self._script, "--current", current]
-        if pending:
-            argv += ["--pending", pending]
-        self._channel.run(shlex.join(argv), timeout=120).check("The key sync (qwen3vl-keysync)")
+        args = ["--current", current] + (["--pending", pending] if pending else [])
+        script = f"{KEYSYNC} {shlex.join(args)}"
+        self._channel.run(script, timeout=120).check("The key sync (qwen3vl-keysync)")
 
 
 class EndpointKeyCheck:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
 import pytest
 from moto import mock_aws
-from qwen3vl_aws.errors import AwsError, UsageError
-from qwen3vl_aws.rotation import Labels, Rotation, RotationFailed, SecretStore
+from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.errors import AwsError, ChannelError, UsageError
+from qwen3vl_aws.rotation import ChannelKeySync, Labels, Rotation, RotationFailed, SecretStore
 from rotation_doubles import FakeGateway, interrupt, keysync_fails
 
 OLD = "sk-qwen-" + "o" * 43
@@ -254,3 +257,31 @@ def test_a_secret_without_a_current_key_says_to_apply(sm):
     arn = sm.create_secret(Name="empty")["ARN"]
     with pytest.raises(UsageError, match=r"no AWSCURRENT version.*apply"):
         SecretStore(sm, arn).labels()
+
+
+def fake_keysync(root, exit_code: int) -> None:
+    script = root / "opt" / "qwen3vl" / "bin" / "qwen3vl-keysync"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(f'#!/bin/sh\necho "$@" >> "$QWEN3VL_ROOT/calls"\nexit {exit_code}\n')
+    script.chmod(0o755)
+
+
+def test_channel_key_sync_runs_the_rooted_script_with_version_ids(tmp_path):
+    fake_keysync(tmp_path, 0)
+    sync = ChannelKeySync(LocalChannel(env={**os.environ, "QWEN3VL_ROOT": str(tmp_path)}))
+
+    sync.sync("version-c", "version-p")
+    sync.sync("version-p", None)
+
+    assert (tmp_path / "calls").read_text().splitlines() == [
+        "--current version-c --pending version-p",
+        "--current version-p",
+    ]
+
+
+def test_channel_key_sync_failure_is_a_channel_error(tmp_path):
+    fake_keysync(tmp_path, 1)
+    sync = ChannelKeySync(LocalChannel(env={**os.environ, "QWEN3VL_ROOT": str(tmp_path)}))
+
+    with pytest.raises(ChannelError, match=r"key sync \(qwen3vl-keysync\) failed.*exit 1"):
+        sync.sync("version-c", None)
