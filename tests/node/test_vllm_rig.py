@@ -51,6 +51,10 @@ class TestCpuEngineArgs:
         assert cpu_engine_args(once) == once
         assert once.count("--enforce-eager") == 1
 
+    def test_values_equal_to_cpu_flag_values_are_kept(self) -> None:
+        args = ["--swap-space", CPU_KV_CACHE_BYTES]
+        assert cpu_engine_args(args)[:2] == args
+
     def test_a_flag_missing_its_value_is_an_error(self) -> None:
         with pytest.raises(ValueError, match="--gpu-memory-utilization"):
             cpu_engine_args(["--max-num-seqs", "8", "--gpu-memory-utilization"])

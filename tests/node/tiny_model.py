@@ -154,7 +154,9 @@ def tokenizer_config(tokenizer: Any, chat_template: str) -> dict[str, Any]:
         "add_bos_token": False,
         "add_prefix_space": False,
         "added_tokens_decoder": added,
-        "additional_special_tokens": [text for text, special in QWEN_ADDED_TOKENS if special][1:],
+        "additional_special_tokens": [
+            text for text, special in QWEN_ADDED_TOKENS if special and text != "<|endoftext|>"
+        ],
         "bos_token": None,
         "chat_template": chat_template,
         "clean_up_tokenization_spaces": False,

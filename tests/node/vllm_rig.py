@@ -51,7 +51,6 @@ _GPU_FLAGS_WITH_VALUE = frozenset(
         "--attention-backend",
         "--quantization",
         "-q",
-        "--kv-cache-memory-bytes",
     }
 )
 _GPU_SWITCHES = frozenset(
@@ -61,6 +60,9 @@ _GPU_SWITCHES = frozenset(
 _RIG_FLAGS_WITH_VALUE = frozenset({"--host", "--port", "--served-model-name", "--model"})
 # Added for the CPU: no graph capture or compilation (faster start), a KV cache sized in bytes.
 _CPU_FLAGS = ("--enforce-eager", "--kv-cache-memory-bytes", CPU_KV_CACHE_BYTES)
+# Dropped wherever they are, so the CPU ones are not given twice.
+_DROPPED_WITH_VALUE = _GPU_FLAGS_WITH_VALUE | _RIG_FLAGS_WITH_VALUE | {"--kv-cache-memory-bytes"}
+_DROPPED_SWITCHES = _GPU_SWITCHES | {"--enforce-eager"}
 
 
 class VllmRigError(RuntimeError):
@@ -100,9 +102,9 @@ def cpu_engine_args(args: Sequence[str]) -> list[str]:
             skip_value = False
             continue
         name, has_inline_value, _ = arg.partition("=")
-        if name in _GPU_FLAGS_WITH_VALUE or name in _RIG_FLAGS_WITH_VALUE:
+        if name in _DROPPED_WITH_VALUE:
             skip_value = not has_inline_value
-        elif name not in _GPU_SWITCHES and arg not in _CPU_FLAGS:
+        elif name not in _DROPPED_SWITCHES:
             kept.append(arg)
     if skip_value:
         raise ValueError(f"flag {args[-1]} has no value")
