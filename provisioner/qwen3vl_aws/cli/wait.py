@@ -1,0 +1,32 @@
+"""``qwen3vl-aws wait``: follow the deployment's start-up until the endpoint answers."""
+
+from __future__ import annotations
+
+import click
+
+from . import App, pass_app
+
+
+@click.command(name="wait")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=1800,
+    show_default=True,
+    help="Seconds to wait before naming the stage that stalled.",
+)
+@pass_app
+def command(app: App, timeout: float) -> None:
+    """Show each start-up stage until a one-token chat answers through the endpoint.
+
+    Also fetches the instance's TLS certificate over the command channel and pins it, so every
+    later client of this deployment trusts exactly that certificate.
+    """
+    from ..channel.factory import channel_for
+    from ..deployment import load_deployment
+    from ..readiness import wait_until_ready
+
+    deployment = load_deployment(app.name)
+    channel = channel_for(deployment, app.clients)
+    wait_until_ready(deployment, app.clients, channel, timeout=timeout, console=app.err)
+    app.out.print(f"Ready: {deployment.endpoint} (certificate pinned at {deployment.cert_path})")
