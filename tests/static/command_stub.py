@@ -1,0 +1,115 @@
+"""A stand-in for the system commands the bootstrap calls (apt-get, systemctl, uv, hf, aws, ...).
+
+Every call is appended to ``$STUB_LOG`` as one JSON line (``{"argv": [...]}``); what the command
+"did" is remembered as marker files in ``$STUB_STATE``, so a second run sees the first one's
+effects (packages installed, units enabled and active) the way it would on a real machine.
+Usage: ``command_stub.py NAME ARG...`` (a tiny wrapper named NAME on PATH execs this).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+SECRET_VERSION = "11111111-2222-3333-4444-555555555555"
+SECRET_KEY = "sk-qwen-" + "k" * 43
+
+
+def mark(name: str) -> None:
+    (Path(os.environ["STUB_STATE"]) / name).touch()
+
+
+def marked(name: str) -> bool:
+    return (Path(os.environ["STUB_STATE"]) / name).exists()
+
+
+def option_value(argv: list[str], option: str) -> str:
+    return argv[argv.index(option) + 1]
+
+
+def apt_get(argv: list[str]) -> int:
+    if argv[0] == "install":
+        for pkg in argv[1:]:
+            if not pkg.startswith("-"):
+                mark(f"pkg-{pkg}")
+    return 0
+
+
+def dpkg_query(argv: list[str]) -> int:
+    if marked(f"pkg-{argv[-1]}"):
+        print("install ok installed", end="")
+        return 0
+    return 1
+
+
+def systemctl(argv: list[str]) -> int:
+    args = [a for a in argv if not a.startswith("--")]
+    verb, units = args[0], args[1:]
+    checks = {"is-enabled": "enabled", "is-active": "active"}
+    if verb in checks:
+        return 0 if all(marked(f"{checks[verb]}-{u}") for u in units) else 1
+    if verb == "is-failed":
+        return 1
+    for unit in units:
+        if verb == "enable":
+            mark(f"enabled-{unit}")
+        if verb in ("start", "restart"):
+            mark(f"active-{unit}")
+    return 0
+
+
+def uv(argv: list[str]) -> int:
+    if argv[0] == "--version":
+        print(f"uv {os.environ['STUB_UV_VERSION']}")
+    elif argv[0] == "venv":
+        Path(argv[-1], "bin").mkdir(parents=True, exist_ok=True)
+    return 0
+
+
+def hf(argv: list[str]) -> int:
+    target = Path(option_value(argv, "--local-dir"))
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "model.safetensors").write_bytes(b"\0" * 4096)
+    return 0
+
+
+def python(argv: list[str]) -> int:
+    print(4096)  # the model's total size, as huggingface_hub would report it
+    return 0
+
+
+def aws(argv: list[str]) -> int:
+    if "list-secret-version-ids" in argv:
+        stage = "AWSCURRENT" if "AWSCURRENT" in option_value(argv, "--query") else None
+        print(SECRET_VERSION if stage else "None")
+    elif "get-secret-value" in argv:
+        print(SECRET_KEY)
+    return 0
+
+
+HANDLERS = {
+    "apt-get": apt_get,
+    "dpkg-query": dpkg_query,
+    "systemctl": systemctl,
+    "uv": uv,
+    "hf": hf,
+    "python": python,
+    "aws": aws,
+}
+#: Commands that only need to be recorded and succeed.
+RECORDED_ONLY = ("curl", "nginx", "useradd", "mkfs.ext4", "mount")
+NAMES = (*HANDLERS, *RECORDED_ONLY)
+
+
+def main() -> int:
+    name, argv = sys.argv[1], sys.argv[2:]
+    with open(os.environ["STUB_LOG"], "a") as log:
+        log.write(json.dumps({"argv": [name, *argv]}) + "\n")
+    handler = HANDLERS.get(name)
+    return handler(argv) if handler else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

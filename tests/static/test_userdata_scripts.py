@@ -1,0 +1,277 @@
+"""The instance's scripts and units, checked without an instance: shellcheck, systemd-analyze
+verify, the engine launcher's argv, and an idempotent bootstrap run twice in a scratch root with
+the system commands it calls replaced by recording stubs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from command_stub import NAMES
+from qwen3vl_aws.paths import userdata_dir
+from qwen3vl_aws.versions import pinned_versions
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
+from gateway_rig import install_instance
+
+REPO = Path(__file__).resolve().parents[2]
+STUB = Path(__file__).resolve().parent / "command_stub.py"
+PLAN_FLAGS = [
+    "--max-model-len", "5120",
+    "--limit-mm-per-prompt.video", "0",
+    "--mm-processor-kwargs", '{"images_kwargs":{"max_pixels":4454400}}',
+]  # fmt: skip
+# Keys newer than the oldest systemd the units run on (Ubuntu 22.04: 249) are ignored there;
+# on a systemd older than 254 verify reports them as unknown.
+NEWER_SYSTEMD_KEYS = ("RestartSteps", "RestartMaxDelaySec")
+
+
+def shell_scripts() -> list[Path]:
+    """Every shell script in the repository's userdata/ and scripts/."""
+    candidates = [*(userdata_dir() / "bin").iterdir(), *(REPO / "scripts").glob("*")]
+    return sorted(
+        p for p in candidates if p.is_file() and re.match(r"#!.*\b(ba)?sh\b", p.read_text()[:80])
+    )
+
+
+def require(command: str, package: str) -> str:
+    path = shutil.which(command)
+    assert path, f"{command} is missing: apt-get install {package}"
+    return path
+
+
+def settings(root: Path, **overrides: str) -> dict[str, str]:
+    values = {
+        "DEPLOYMENT_NAME": "qwen3vl",
+        "REGION": "us-east-1",
+        "SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:qwen3vl-AbCdEf",
+        "ENGINE": "vllm",
+        "MODEL_ID": "Qwen/Qwen3-VL-8B-Instruct",
+        "SERVED_MODEL_NAME": "Qwen/Qwen3-VL-8B-Instruct",
+        "ENGINE_ARGS": " ".join(PLAN_FLAGS),
+        "PUBLIC_HOST": "203.0.113.10",
+        "DOMAIN": "",
+        "PORT": "443",
+        "ALLOWED_MEDIA_DOMAINS": "upload.wikimedia.org",
+        "GATEWAY_USER": "nobody",
+        "ENGINE_USER": "nobody",
+        "CACHE_DIR": str(root / "nvme"),
+    }
+    return {**values, **overrides}
+
+
+def render(root: Path, **overrides: str) -> Path:
+    install_instance(root, settings(root, **overrides))
+    env = {**os.environ, "QWEN3VL_ROOT": str(root)}
+    bootstrap = root / "opt/qwen3vl/bin/qwen3vl-bootstrap"
+    subprocess.run([str(bootstrap), "render"], env=env, check=True, capture_output=True)
+    return root
+
+
+@pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: p.name)
+def test_shellcheck_is_clean(script: Path):
+    result = subprocess.run(
+        [require("shellcheck", "shellcheck"), "--severity=style", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+def test_systemd_analyze_verify_accepts_rendered_units(tmp_path: Path):
+    root = render(tmp_path, ENGINE_USER="qwen3vl")  # the instance's engine user
+    units = root / "etc/systemd/system"
+    result = subprocess.run(
+        [
+            require("systemd-analyze", "systemd"),
+            "verify",
+            str(units / "qwen3vl-engine.service"),
+            str(units / "qwen3vl-gateway.service"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    problems = [
+        line
+        for line in (result.stdout + result.stderr).splitlines()
+        if line.strip() and not any(f"Unknown key '{k}'" in line for k in NEWER_SYSTEMD_KEYS)
+    ]
+    assert problems == []
+
+
+def test_engine_unit_is_hardened_and_bound_to_loopback(tmp_path: Path):
+    root = render(tmp_path)
+    unit = (root / "etc/systemd/system/qwen3vl-engine.service").read_text()
+    for setting in (
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ProtectHome=yes",
+        "PrivateTmp=yes",
+        "DevicePolicy=closed",
+        "DeviceAllow=char-nvidia-frontend rw",
+        "Restart=on-failure",
+        "IPAddressAllow=localhost",
+        f"EnvironmentFile={root}/etc/qwen3vl/engine.env",
+        f"ExecStart={root}/opt/qwen3vl/bin/qwen3vl-engine",
+    ):
+        assert setting in unit.splitlines(), setting
+    assert "169.254.0.0/16" in unit
+    engine_env = (root / "etc/qwen3vl/engine.env").read_text()
+    assert "--host 127.0.0.1" in engine_env
+    assert "VLLM_MEDIA_URL_ALLOW_REDIRECTS=0" in engine_env.splitlines()
+    assert "--allowed-media-domains upload.wikimedia.org" in engine_env
+
+
+def test_engine_launcher_passes_the_flags_intact(tmp_path: Path):
+    """engine.env as systemd reads it, through qwen3vl-engine, reaches the engine's argv
+    exactly: JSON values keep their quotes."""
+    root = render(tmp_path)
+    fake_python = tmp_path / "fake-python"
+    fake_python.write_text(
+        f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n"
+    )
+    fake_python.chmod(0o755)
+    script = (
+        f"set -a; source {root}/etc/qwen3vl/engine.env; ENGINE_PYTHON={fake_python}; "
+        f"exec {root}/opt/qwen3vl/bin/qwen3vl-engine"
+    )
+    out = subprocess.run(
+        ["env", "-i", "PATH=/usr/bin:/bin", "bash", "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    model_dir = f"{root}/nvme/models/Qwen/Qwen3-VL-8B-Instruct"
+    assert json.loads(out.stdout) == [
+        "-m", "vllm.entrypoints.openai.api_server",
+        "--model", model_dir,
+        "--allowed-media-domains", "upload.wikimedia.org",
+        "--served-model-name", "Qwen/Qwen3-VL-8B-Instruct",
+        "--host", "127.0.0.1",
+        "--port", "8000",
+        *PLAN_FLAGS,
+    ]  # fmt: skip
+
+
+def test_sglang_engine_gets_its_own_entrypoint(tmp_path: Path):
+    root = render(tmp_path, ENGINE="sglang", ENGINE_ARGS="--mem-fraction-static 0.85")
+    engine_env = (root / "etc/qwen3vl/engine.env").read_text()
+    assert "ENGINE_ENTRYPOINT=sglang.launch_server" in engine_env.splitlines()
+    assert "--model-path " in engine_env
+    assert "--allowed-media-domains" not in engine_env
+
+
+def test_bootstrap_refuses_an_unknown_engine(tmp_path: Path):
+    install_instance(tmp_path, settings(tmp_path, ENGINE="tgi"))
+    result = subprocess.run(
+        [str(tmp_path / "opt/qwen3vl/bin/qwen3vl-bootstrap"), "render"],
+        env={**os.environ, "QWEN3VL_ROOT": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "ENGINE must be vllm or sglang, not 'tgi'" in result.stdout
+    assert not (tmp_path / "etc/qwen3vl/engine.env").exists()
+
+
+# --- idempotency --------------------------------------------------------------------------
+
+#: Files the bootstrap rewrites on every run by design (the record of the latest run).
+RUN_RECORDS = {"var/lib/qwen3vl/status.json", "var/lib/qwen3vl/status.json.lock"}
+RUN_LOGS = {"var/log/qwen3vl/bootstrap.log"}
+
+
+def stub_path(tmp_path: Path) -> Path:
+    bin_dir = tmp_path / "stub-bin"
+    bin_dir.mkdir()
+    for name in NAMES:
+        wrapper = bin_dir / name
+        wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {STUB} {name} "$@"\n')
+        wrapper.chmod(0o755)
+    return bin_dir
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
+    """Every file under root: content hash, mode and mtime."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_file() and rel not in RUN_RECORDS | RUN_LOGS:
+            stat = path.stat()
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            files[rel] = (digest, stat.st_mode, stat.st_mtime_ns)
+    return files
+
+
+def run_bootstrap(root: Path, stubs: Path, log: Path, state: Path) -> list[list[str]]:
+    log.write_text("")
+    env = {
+        "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
+        "QWEN3VL_ROOT": str(root),
+        "STUB_LOG": str(log),
+        "STUB_STATE": str(state),
+        "STUB_UV_VERSION": pinned_versions()["UV_VERSION"],
+        "HOME": str(root),
+    }
+    bootstrap = root / "opt/qwen3vl/bin/qwen3vl-bootstrap"
+    result = subprocess.run(
+        [str(bootstrap)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+
+
+def assert_all_stages_done(root: Path) -> None:
+    status = json.loads((root / "var/lib/qwen3vl/status.json").read_text())
+    assert [(s["name"], s["state"]) for s in status["stages"]] == [
+        ("packages", "done"),
+        ("model", "done"),
+        ("configure", "done"),
+        ("engine", "done"),
+        ("ready", "done"),
+    ]
+    for stage in status["stages"]:
+        assert stage["started_at"] <= stage["finished_at"]
+    assert status["model_bytes"] == status["model_bytes_total"]
+
+
+CHANGING = re.compile(
+    r"^(apt-get install|uv (venv|pip)|hf download|useradd|mkfs|mount|nginx"
+    r"|systemctl (enable|start|restart|reload|daemon-reload|disable))\b"
+)
+
+
+def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
+    root = tmp_path / "root"
+    install_instance(root, settings(root))
+    stubs, log, state = stub_path(tmp_path), tmp_path / "calls.jsonl", tmp_path / "stub-state"
+    state.mkdir()
+
+    first = [" ".join(argv) for argv in run_bootstrap(root, stubs, log, state)]
+    assert_all_stages_done(root)
+    versions = pinned_versions()
+    # The first run did the work: packages, the pinned engine, the model, units, services.
+    assert any(c.startswith("apt-get install") and "nginx" in c for c in first)
+    assert any(f"vllm=={versions['VLLM_VERSION']}" in c for c in first if c.startswith("uv pip"))
+    assert any(c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct --local-dir") for c in first)
+    assert "systemctl start qwen3vl-gateway.service" in first
+    assert "systemctl start --no-block qwen3vl-engine.service" in first
+    assert (root / "etc/qwen3vl/tls/cert.pem").is_file()
+    assert (root / "etc/qwen3vl/keys.conf").stat().st_mode & 0o777 == 0o600
+    before = snapshot(root)
+
+    second = [" ".join(argv) for argv in run_bootstrap(root, stubs, log, state)]
+    assert_all_stages_done(root)
+    assert [c for c in second if CHANGING.match(c)] == []
+    assert snapshot(root) == before
