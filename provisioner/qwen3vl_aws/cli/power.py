@@ -1,0 +1,67 @@
+"""``qwen3vl-aws stop`` / ``start``: stop paying for the GPU, and bring the endpoint back."""
+
+from __future__ import annotations
+
+import click
+
+from . import App, pass_app
+
+_TIMEOUT = click.option(
+    "--timeout",
+    type=click.FloatRange(min=10),
+    default=900,
+    show_default=True,
+    help="Seconds to wait for the instance.",
+)
+
+
+@click.command(name="stop")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@_TIMEOUT
+@pass_app
+def stop(app: App, yes: bool, timeout: float) -> None:
+    """Stop the instance: the endpoint goes offline, GPU hours stop being billed.
+
+    The EBS volume (engine and model weights) and the Elastic IP remain, and are still billed.
+    """
+    from ..deployment import load_deployment
+    from ..power import stop_instance
+
+    deployment = load_deployment(app.name)
+    if not yes:
+        click.confirm(
+            f"Stop {deployment.instance_id} ({deployment.instance_type}); the endpoint "
+            f"{deployment.endpoint} stops answering until `qwen3vl-aws start`?",
+            abort=True,
+            err=True,
+        )
+    change = stop_instance(deployment, app.clients, timeout=timeout)
+    if change.changed:
+        app.out.print(f"Stopped {change.instance_id}. Start it again with `qwen3vl-aws start`.")
+    else:
+        app.out.print(f"{change.instance_id} was already stopped.")
+
+
+@click.command(name="start")
+@_TIMEOUT
+@click.option("--no-wait", is_flag=True, help="Return once the instance runs; skip `wait`.")
+@pass_app
+def start(app: App, timeout: float, no_wait: bool) -> None:
+    """Start the stopped instance; the endpoint comes back on the same address.
+
+    The model loads from the instance's disk (no download); without --no-wait this waits,
+    like `qwen3vl-aws wait`, until a one-token chat answers.
+    """
+    from ..channel.factory import channel_for
+    from ..deployment import load_deployment
+    from ..power import start_instance
+    from ..readiness import wait_until_ready
+
+    deployment = load_deployment(app.name)
+    change = start_instance(deployment, app.clients, timeout=timeout)
+    verb = "Started" if change.changed else "Already running:"
+    app.out.print(f"{verb} {change.instance_id} on {change.public_ip}.")
+    if not no_wait:
+        channel = channel_for(deployment, app.clients)
+        wait_until_ready(deployment, app.clients, channel, timeout=timeout, console=app.err)
+        app.out.print(f"Ready: {deployment.endpoint}")
