@@ -70,8 +70,8 @@ def gpu_for(instance_type: str, clients=None) -> GpuSpec:
     if clients is None:
         return fallback
     if not clients.credentials_available():
-        return replace(fallback, source="built-in catalog (no AWS credentials)")
+        return replace(fallback, source="built-in catalog; no AWS credentials")
     try:
         return ec2_gpu(instance_type, clients.client("ec2"))
     except (AwsError, botocore.exceptions.BotoCoreError) as exc:
-        return replace(fallback, source=f"built-in catalog (AWS not used: {exc})")
+        return replace(fallback, source=f"built-in catalog; AWS not used: {exc}")

@@ -99,10 +99,10 @@ class ModelProfile:
 
     def weights(self) -> list[Weight]:
         """Every weight tensor (shapes as vLLM builds them, fused projections kept apart)."""
-        return _text_weights(self.text) + _vision_weights(self.vision)
+        return _text_weights(self.text, fp8=bool(self.fp8_block)) + _vision_weights(self.vision)
 
 
-def _text_weights(t: TextConfig) -> list[Weight]:
+def _text_weights(t: TextConfig, fp8: bool) -> list[Weight]:
     q, kv = t.num_heads * t.head_dim, t.num_kv_heads * t.head_dim
     h, i = t.hidden_size, t.intermediate_size
     per_layer = [
@@ -118,6 +118,8 @@ def _text_weights(t: TextConfig) -> list[Weight]:
         Weight("input_layernorm", (h,), sharded=False),
         Weight("post_attention_layernorm", (h,), sharded=False),
     ]
+    if fp8:  # an FP8 checkpoint's attention also carries q/k/v/prob scales for an FP8 KV cache
+        per_layer.append(Weight("attn.scales", (4,), sharded=False))
     weights = [Weight("embed_tokens", (t.vocab_size, h))]
     weights += [w for _ in range(t.num_layers) for w in per_layer]
     weights.append(Weight("norm", (h,), sharded=False))

@@ -217,13 +217,23 @@ def largest_image_tokens(profile: ModelProfile, max_model_len: int) -> int:
     return min(profile.max_image_tokens, max_model_len - image_budget_overhead())
 
 
+def image_fits(profile: ModelProfile, max_model_len: int, width: int, height: int) -> bool:
+    """True when a ``width`` x ``height`` image fits one request at full detail (not scaled
+    down), next to a typical prompt and answer."""
+    return image_tokens(width, height, profile) <= largest_image_tokens(profile, max_model_len)
+
+
 # ---------------------------------------------------------------------------------------------
 # The plan
 
 
 @dataclass(frozen=True)
-class _Setup:
-    """Everything the KV budget depends on except the context length."""
+class Budget:
+    """One GPU's memory budget for a model and settings; answers for any context length.
+
+    ``video=True`` also stands for "no image cap": vLLM then profiles the largest input the
+    preprocessor allows (the bench uses that for the old fixed-flags deployment).
+    """
 
     gpu: GpuSpec
     profile: ModelProfile
@@ -311,7 +321,7 @@ def plan_serving(
         raise UsageError(
             f"--max-num-batched-tokens ({batched}) must be at least --max-num-seqs ({num_seqs})."
         )
-    setups = [_Setup(gpu, p, tp, utilization, num_seqs, batched, video) for p in profiles]
+    setups = [Budget(gpu, p, tp, utilization, num_seqs, batched, video) for p in profiles]
     if max_model_len is None:
         setup = setups[0]
         length = setup.longest(MIN_FULL_LENGTH_REQUESTS) or setup.longest(1)
@@ -324,7 +334,7 @@ def plan_serving(
             raise UsageError(_too_long_message(instance_type, max_model_len, setups))
         length = max_model_len
     others = [s for s in setups if s is not setup]
-    return _build_plan(instance_type, setup, length, others)
+    return _build_plan(instance_type, setup, length, others, asked=max_model_len is not None)
 
 
 def _candidate_profiles(gpu: GpuSpec, instance_type: str, model: str | None) -> list[ModelProfile]:
@@ -382,7 +392,7 @@ def _check_context_range(profile: ModelProfile, max_model_len: int) -> None:
         )
 
 
-def _no_room_message(instance_type: str, setup: _Setup) -> str:
+def _no_room_message(instance_type: str, setup: Budget) -> str:
     reserves = setup.reserves(min_context(setup.profile))
     return (
         f"{setup.profile.model_id} does not fit on {instance_type}: weights and reserves need "
@@ -392,7 +402,7 @@ def _no_room_message(instance_type: str, setup: _Setup) -> str:
     )
 
 
-def _too_long_message(instance_type: str, asked: int, setups: list[_Setup]) -> str:
+def _too_long_message(instance_type: str, asked: int, setups: list[Budget]) -> str:
     options = []
     for s in setups:
         longest = s.longest(1, step=KV_BLOCK_TOKENS)
@@ -401,7 +411,8 @@ def _too_long_message(instance_type: str, asked: int, setups: list[_Setup]) -> s
     return (
         f"--max-model-len {asked} does not fit on {instance_type} "
         f"({setups[0].gpu.count} x {setups[0].gpu.name}): {'; '.join(options)}. "
-        "Ask for less, or choose an instance type with more GPU memory (g6e: 48 GB per GPU)."
+        "Ask for less, or choose an instance type with more GPU memory (g6e: 48 GB per GPU; "
+        "12xlarge and 48xlarge: 4 and 8 GPUs)."
     )
 
 
@@ -409,7 +420,9 @@ def _gib(n: int) -> str:
     return f"{n / GIB:.2f} GiB"
 
 
-def _build_plan(instance_type: str, s: _Setup, length: int, others: list[_Setup]) -> ServingPlan:
+def _build_plan(
+    instance_type: str, s: Budget, length: int, others: list[Budget], *, asked: bool
+) -> ServingPlan:
     profile, gpu = s.profile, s.gpu
     reserves = s.reserves(length)
     kv_tokens = s.kv_tokens(length)
@@ -438,11 +451,11 @@ def _build_plan(instance_type: str, s: _Setup, length: int, others: list[_Setup]
         video=s.video,
         flags=flags,
     )
-    plan.explanation.extend(_explain(plan, s, others))
+    plan.explanation.extend(_explain(plan, s, others, asked=asked))
     return plan
 
 
-def _flags(s: _Setup, length: int, image_pixels: int) -> list[str]:
+def _flags(s: Budget, length: int, image_pixels: int) -> list[str]:
     """vLLM CLI arguments (no model id: the caller passes it separately)."""
     flags = ["--tensor-parallel-size", str(s.tp)]
     if s.encoder_data_parallel:
@@ -463,12 +476,21 @@ def _flags(s: _Setup, length: int, image_pixels: int) -> list[str]:
     return flags
 
 
-def _explain(plan: ServingPlan, s: _Setup, others: list[_Setup]) -> list[str]:
+def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool) -> list[str]:
     """The arithmetic behind the flags, one line per step, in the order vLLM does it."""
     gpu, profile, r = plan.gpu, s.profile, plan.reserves
     t = profile.text
     per_gpu_kv = kv_bytes_per_token(profile, s.tp)
     square = math.isqrt(plan.largest_image_pixels)
+    if asked:
+        reason = "as asked"
+    elif plan.max_model_len == t.max_position_embeddings:
+        reason = "the model's own limit"
+    else:
+        reason = (
+            f"the longest, in steps of {CONTEXT_STEP:,}, that leaves room for "
+            f"{MIN_FULL_LENGTH_REQUESTS} full-length requests"
+        )
     lines = [
         f"GPUs: {gpu.count} x {gpu.name}, {gpu.memory_mib:,} MiB each ({gpu.source}).",
         f"Usable per GPU: {_gib(plan.usable_bytes_per_gpu)} "
@@ -479,14 +501,14 @@ def _explain(plan: ServingPlan, s: _Setup, others: list[_Setup]) -> list[str]:
         f"({s.batched_tokens:,}-token prefill chunks, sampler for {s.num_seqs} sequences), "
         f"vision encoder {_gib(r.vision)} (its profiling peak and output cache), "
         f"CUDA graphs and runtime {_gib(r.runtime)}.",
-        f"KV cache per token: {t.num_layers} layers x {t.num_kv_heads} KV heads x {t.head_dim} "
-        f"x 2 (K and V) x 2 bytes = {plan.kv_bytes_per_token:,} bytes"
+        f"KV cache per token: {t.num_layers} layers x {t.num_kv_heads} KV heads x "
+        f"{t.head_dim} dims x 2 (K and V) x 2 bytes = {plan.kv_bytes_per_token:,} bytes"
         + (f" ({per_gpu_kv:,} per GPU)." if s.tp > 1 else "."),
         f"KV cache: {_gib(plan.usable_bytes_per_gpu - r.total)} per GPU = "
         f"{plan.kv_tokens:,} tokens.",
-        f"Max model length: {plan.max_model_len:,} tokens; {plan.concurrency} full-length "
-        "request(s) fit at once (shorter ones share the cache, up to "
-        f"{s.num_seqs} sequences).",
+        f"Max model length: {plan.max_model_len:,} tokens ({reason}); "
+        f"{plan.concurrency} full-length request(s) fit at once (shorter ones share the "
+        f"cache, up to {s.num_seqs} sequences).",
         f"Largest image per request: {plan.largest_image_pixels:,} pixels "
         f"({plan.largest_image_tokens:,} visual tokens of 32x32 pixels, about {square}x{square}) "
         f"next to a {PROMPT_TOKENS}-token prompt and a {ANSWER_TOKENS}-token answer"
@@ -513,7 +535,7 @@ def _explain(plan: ServingPlan, s: _Setup, others: list[_Setup]) -> list[str]:
     return lines
 
 
-def _alternative(plan: ServingPlan, other: _Setup) -> str:
+def _alternative(plan: ServingPlan, other: Budget) -> str:
     """One line about the other precision (FP8 offered on L4/L40S, or why FP8 was chosen)."""
     longest = other.longest(MIN_FULL_LENGTH_REQUESTS) or 0
     if other.profile.fp8_block:

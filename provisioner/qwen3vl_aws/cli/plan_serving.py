@@ -1,0 +1,69 @@
+"""``qwen3vl-aws plan-serving``: the vLLM flags for an instance type, and the arithmetic behind."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import TYPE_CHECKING
+
+import click
+
+from ..catalog import DEFAULT_INSTANCE_TYPE
+from . import App, pass_app
+from .serving_opts import plan_from_options, serving_options
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from ..planner import ServingPlan
+
+
+@click.command(name="plan-serving")
+@click.option(
+    "--instance-type",
+    "-t",
+    default=DEFAULT_INSTANCE_TYPE,
+    show_default=True,
+    help="EC2 instance type (g5, g6 or g6e family).",
+)
+@serving_options
+@click.option("--offline", is_flag=True, help="Use the built-in GPU table; do not ask EC2.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@pass_app
+def command(app: App, instance_type: str, offline: bool, as_json: bool, **opts: object) -> None:
+    """Show the vLLM flags apply will use on an instance type, and why."""
+    plan = plan_from_options(instance_type, clients=None if offline else app.clients, **opts)
+    if as_json:
+        click.echo(json.dumps(plan.to_json(), indent=2))
+        return
+    app.out.print(_summary(plan))
+    app.out.print("\nHow it is worked out:")
+    for number, line in enumerate(plan.explanation, start=1):
+        app.out.print(f"  {number:>2}. {line}", markup=False)
+    app.out.print("\nvLLM flags:")
+    app.out.print(f"  {shlex.join(plan.flags)}", markup=False)
+
+
+def _summary(plan: ServingPlan) -> Table:
+    from rich.table import Table
+
+    gpu = plan.gpu
+    table = Table(
+        title=f"Serving plan for {plan.instance_type} ({gpu.count} x {gpu.name})",
+        title_justify="left",
+    )
+    table.add_column("quantity")
+    table.add_column("value", overflow="fold")
+    side = int(plan.largest_image_pixels**0.5)
+    rows = (
+        ("model", f"{plan.model_id} ({plan.precision.upper()})"),
+        ("tensor parallel size", str(plan.tensor_parallel_size)),
+        ("max model length", f"{plan.max_model_len:,} tokens"),
+        ("KV cache", f"{plan.kv_tokens:,} tokens x {plan.kv_bytes_per_token:,} bytes"),
+        ("full-length requests at once", str(plan.concurrency)),
+        ("largest image", f"{plan.largest_image_pixels:,} pixels (about {side}x{side})"),
+        ("video", "on" if plan.video else "off"),
+    )
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

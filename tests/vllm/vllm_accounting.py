@@ -1,0 +1,152 @@
+"""vLLM's own accounting of a model, printed as JSON; run with the vLLM venv's python.
+
+    .venv-vllm/bin/python tests/vllm/vllm_accounting.py model MODEL_DIR
+        Builds the model exactly as vLLM does (its config, its model class, its quantization
+        method) on the meta device, so no memory is used and no weights are read, and prints
+        the parameter count, weight bytes per dtype, KV-cache bytes per token (from each
+        attention layer's own KV-cache spec) and whether vLLM enables prefix caching and
+        chunked prefill for this model by default.
+
+    .venv-vllm/bin/python tests/vllm/vllm_accounting.py flags MODEL_DIR FLAG_SETS_JSON
+        Parses every flag set (a JSON list of argument lists) with the parser of `vllm serve`,
+        then builds the full engine config from it, as the engine does at start-up. Prints, per
+        set, either the resolved settings or the error vLLM raised.
+
+    .venv-vllm/bin/python tests/vllm/vllm_accounting.py images MODEL_DIR FLAGS_JSON WxH...
+        With the flags' multimodal settings, asks vLLM's Qwen3-VL processor for the largest
+        image's token count and for each WxH image's token count (needs a model directory with
+        a tokenizer and preprocessor, e.g. the node rig's tiny model).
+
+The one liberty taken: the CPU build cannot pick an FP8 matrix-multiply kernel on CPUs without
+AMX, and does so while creating the layer. The kernel choice is stubbed; the weight tensors,
+their shapes and dtypes are created by vLLM's own FP8 method.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+
+
+def _engine_args(model_dir: str, flags: list[str]):
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = make_arg_parser(FlexibleArgumentParser())
+    return AsyncEngineArgs.from_cli_args(parser.parse_args(["--model", model_dir, *flags]))
+
+
+def model_accounting(model_dir: str) -> dict:
+    import torch
+    import vllm.model_executor.layers.quantization.fp8 as fp8
+    from vllm.config import set_current_vllm_config
+    from vllm.distributed import init_distributed_environment, initialize_model_parallel
+    from vllm.model_executor.model_loader.utils import initialize_model
+    from vllm.usage.usage_lib import UsageContext
+    from vllm.utils.network_utils import get_open_port
+    from vllm.utils.torch_utils import set_default_torch_dtype
+
+    fp8.init_fp8_linear_kernel = lambda **_: object()  # see the module docstring
+    args = _engine_args(
+        model_dir, ["--skip-tokenizer-init", "--dtype", "bfloat16", "--max-model-len", "4096"]
+    )
+    config = args.create_engine_config(UsageContext.OPENAI_API_SERVER)
+    with set_current_vllm_config(config):
+        init_distributed_environment(
+            world_size=1,
+            rank=0,
+            distributed_init_method=f"tcp://127.0.0.1:{get_open_port()}",
+            local_rank=0,
+            backend="gloo",
+        )
+        initialize_model_parallel(1, 1)
+    with (
+        set_current_vllm_config(config),
+        set_default_torch_dtype(config.model_config.dtype),
+        torch.device("meta"),
+    ):
+        model = initialize_model(config)
+
+    bytes_by_dtype: Counter[str] = Counter()
+    for param in model.parameters():
+        dtype = str(param.dtype).removeprefix("torch.")
+        bytes_by_dtype[dtype] += param.numel() * param.element_size()
+    kv_bytes_per_token = 0
+    attention_layers = config.compilation_config.static_forward_context
+    for layer in attention_layers.values():
+        spec = layer.get_kv_cache_spec(config)
+        kv_bytes_per_token += spec.page_size_bytes // spec.block_size
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "weight_bytes": sum(bytes_by_dtype.values()),
+        "weight_bytes_by_dtype": dict(bytes_by_dtype),
+        "quantization": config.model_config.quantization,
+        "attention_layers": len(attention_layers),
+        "kv_bytes_per_token": kv_bytes_per_token,
+        "prefix_caching_default": config.model_config.is_prefix_caching_supported,
+        "chunked_prefill_default": config.model_config.is_chunked_prefill_supported,
+    }
+
+
+def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
+    from vllm.usage.usage_lib import UsageContext
+
+    results = []
+    for flags in sets:
+        try:
+            args = _engine_args(model_dir, ["--skip-tokenizer-init", *flags])
+            config = args.create_engine_config(UsageContext.OPENAI_API_SERVER)
+        except (Exception, SystemExit) as exc:  # argparse exits on an unknown flag
+            results.append({"flags": flags, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        mm = config.model_config.multimodal_config
+        results.append(
+            {
+                "flags": flags,
+                "tensor_parallel_size": config.parallel_config.tensor_parallel_size,
+                "mm_encoder_tp_mode": mm.mm_encoder_tp_mode,
+                "max_model_len": config.model_config.max_model_len,
+                "gpu_memory_utilization": config.cache_config.gpu_memory_utilization,
+                "max_num_seqs": config.scheduler_config.max_num_seqs,
+                "max_num_batched_tokens": config.scheduler_config.max_num_batched_tokens,
+                "enable_prefix_caching": config.cache_config.enable_prefix_caching,
+                "enable_chunked_prefill": config.scheduler_config.enable_chunked_prefill,
+                "video_limit": mm.get_limit_per_prompt("video"),
+                "mm_processor_kwargs": mm.mm_processor_kwargs,
+            }
+        )
+    return results
+
+
+def image_tokens(model_dir: str, flags: list[str], sizes: list[str]) -> dict:
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+
+    model_config = _engine_args(model_dir, flags).create_model_config()
+    info = MULTIMODAL_REGISTRY.create_processor(model_config).info
+    processor = info.get_image_processor()
+    per_size = {}
+    for size in sizes:
+        width, height = (int(n) for n in size.split("x"))
+        per_size[size] = info.get_num_image_tokens(
+            image_width=width, image_height=height, image_processor=processor, mm_kwargs={}
+        )
+    return {"max_image_tokens": info.get_max_image_tokens(), "image_tokens": per_size}
+
+
+def main(argv: list[str]) -> None:
+    command, model_dir, *rest = argv
+    if command == "model":
+        result = model_accounting(model_dir)
+    elif command == "flags":
+        result = flag_sets(model_dir, json.loads(rest[0]))
+    elif command == "images":
+        result = image_tokens(model_dir, json.loads(rest[0]), rest[1:])
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
