@@ -60,8 +60,8 @@ def stage_labels(deployment: Deployment) -> dict[str, str]:
         "packages": "packages installed",
         "model": "model downloaded",
         "configure": "gateway configured",
-        "engine": f"{engine} loading",
-        "ready": "ready on the instance",
+        "engine": f"{engine} started",
+        "ready": f"{engine} loading (ready when it answers on the instance)",
         "endpoint": "endpoint answering (TLS pinned)",
     }
 
@@ -298,7 +298,7 @@ def _stall_source(stage: str) -> str | None:
     if stage in ("packages", "model", "configure"):
         return "bootstrap"
     if stage in ("engine", "ready"):
-        return "vllm"
+        return "vllm"  # the engine unit's journal, whichever engine runs
     if stage == "endpoint":
         return "gateway"
     return None
