@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from gateway_rig import gateway  # noqa: F401  (fixture: nginx gateway in front of vllm_server)
 from vllm_rig import VllmRigError, VllmServer, free_port, start_vllm, vllm_python
 
 if TYPE_CHECKING:

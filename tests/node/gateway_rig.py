@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+from qwen3vl_aws.keys import generate_key
 from qwen3vl_aws.paths import userdata_dir
 
 #: Instance path -> path under userdata/ (what the cloud-config's write_files installs).
@@ -111,6 +113,7 @@ class Gateway:
     served_model_name: str
     aws_env: dict[str, str]
     secret_arn: str = ""
+    current_key: str = field(default="", repr=False)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -187,7 +190,10 @@ class Gateway:
                         RemoveFromVersionId=version["VersionId"],
                     )
         write_deploy_env(self.root, self.settings())
-        return self.keysync()
+        result = self.keysync()
+        if result.returncode == 0:
+            self.current_key = current
+        return result
 
     def keysync(self, *args: str) -> subprocess.CompletedProcess:
         return run_script(self.root, "qwen3vl-keysync", *args, env=self.aws_env)
@@ -261,3 +267,23 @@ def run_gateway(
         yield gateway
     finally:
         gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    vllm_server, moto_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """Real nginx with the rendered gateway config in front of ``vllm_server``, over TLS with
+    the certificate the bootstrap made, the key file written by the real key sync script.
+
+    Has ``base_url``, ``cert_path``, ``key_file``, ``current_key`` and ``set_keys(current,
+    pending=None)`` (puts the key(s) in the emulator's secret and runs qwen3vl-keysync).
+    """
+    root = tmp_path_factory.mktemp("instance-root")
+    try:
+        with run_gateway(
+            root, vllm_server.port, vllm_server.served_model_name, moto_server, generate_key()
+        ) as running:
+            yield running
+    except GatewayRigError as exc:
+        pytest.fail(str(exc), pytrace=False)
