@@ -231,8 +231,8 @@ def image_fits(profile: ModelProfile, max_model_len: int, width: int, height: in
 class Budget:
     """One GPU's memory budget for a model and settings; answers for any context length.
 
-    ``video=True`` also stands for "no image cap": vLLM then profiles the largest input the
-    preprocessor allows (the bench uses that for the old fixed-flags deployment).
+    ``video=True``: vLLM profiles the largest input the preprocessor allows (the bench uses
+    that for the old fixed-flags deployment, which capped nothing).
     """
 
     gpu: GpuSpec
@@ -258,15 +258,19 @@ class Budget:
         )
 
     def image_tokens(self, max_model_len: int) -> int:
-        """The largest visual input vLLM must profile for: the biggest image a request holds,
-        or with video on, the biggest input the preprocessor allows."""
-        if self.video:
-            return self.profile.max_image_tokens
+        """Visual tokens of the largest image one request holds (the image cap)."""
         return largest_image_tokens(self.profile, max_model_len)
 
+    def encoder_tokens(self, max_model_len: int) -> int:
+        """Visual tokens vLLM runs through the encoder at once when it profiles: a prefill
+        chunk's worth, or the largest image, or with video on, the largest input the
+        preprocessor allows (the video path is not capped)."""
+        largest = self.profile.max_image_tokens if self.video else self.image_tokens(max_model_len)
+        return max(self.batched_tokens, largest)
+
     def reserves(self, max_model_len: int) -> Reserves:
-        encoder_tokens = max(self.batched_tokens, self.image_tokens(max_model_len))
-        return replace(self._fixed, vision=vision_bytes(self.profile, encoder_tokens))
+        vision = vision_bytes(self.profile, self.encoder_tokens(max_model_len))
+        return replace(self._fixed, vision=vision)
 
     def kv_tokens(self, max_model_len: int) -> int:
         """KV tokens (whole model) that fit when serving contexts up to ``max_model_len``."""
@@ -399,6 +403,7 @@ def _no_room_message(instance_type: str, setup: Budget) -> str:
         f"{_gib(reserves.total)} per GPU, --gpu-memory-utilization {setup.utilization} allows "
         f"{_gib(usable_bytes(setup.gpu, setup.utilization))}. Raise the utilization, use more "
         "GPUs, or choose a larger instance type."
+        + (" Video needs the largest vision reserve: drop --video." if setup.video else "")
     )
 
 
@@ -470,9 +475,9 @@ def _flags(s: Budget, length: int, image_pixels: int) -> list[str]:
     ]  # fmt: skip
     if not s.video:
         flags += ["--limit-mm-per-prompt.video", "0"]
-        if image_pixels < s.profile.max_pixels:
-            kwargs = {"images_kwargs": {"max_pixels": image_pixels}}
-            flags += ["--mm-processor-kwargs", json.dumps(kwargs, separators=(",", ":"))]
+    if image_pixels < s.profile.max_pixels:
+        kwargs = {"images_kwargs": {"max_pixels": image_pixels}}
+        flags += ["--mm-processor-kwargs", json.dumps(kwargs, separators=(",", ":"))]
     return flags
 
 
@@ -482,6 +487,7 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
     t = profile.text
     per_gpu_kv = kv_bytes_per_token(profile, s.tp)
     square = math.isqrt(plan.largest_image_pixels)
+    image_pixels_capped = plan.largest_image_pixels < profile.max_pixels
     if asked:
         reason = "as asked"
     elif plan.max_model_len == t.max_position_embeddings:
@@ -512,7 +518,7 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
         f"Largest image per request: {plan.largest_image_pixels:,} pixels "
         f"({plan.largest_image_tokens:,} visual tokens of 32x32 pixels, about {square}x{square}) "
         f"next to a {PROMPT_TOKENS}-token prompt and a {ANSWER_TOKENS}-token answer"
-        + ("." if s.video else "; larger images are scaled down to it."),
+        + ("; larger images are scaled down to it." if image_pixels_capped else "."),
     ]
     if s.tp > 1:
         lines.append(
@@ -522,7 +528,7 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
         )
     lines.append(
         "Video enabled (no --limit-mm-per-prompt.video 0): the vision reserve covers the "
-        "largest input the preprocessor allows."
+        "largest visual input the preprocessor allows, an estimate for video."
         if s.video
         else "Video disabled (--limit-mm-per-prompt.video 0), as the recipe suggests for "
         "image-only serving: no video profiling or cache."
