@@ -19,7 +19,6 @@ import botocore.exceptions
 from rich.console import Console
 from rich.progress import (
     BarColumn,
-    DownloadColumn,
     Progress,
     SpinnerColumn,
     TaskID,
@@ -93,13 +92,13 @@ class _Display:
             SpinnerColumn(finished_text="[green]✓"),
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),
-            DownloadColumn(),
+            TextColumn("{task.fields[amount]}"),
             TimeElapsedColumn(),
             console=console,
         )
         self.labels = labels
         self.tasks: dict[str, TaskID] = {
-            key: self.progress.add_task(label, total=1, start=False)
+            key: self.progress.add_task(label, total=1, start=False, amount="")
             for key, label in labels.items()
         }
         self.started: set[str] = set()
@@ -112,10 +111,15 @@ class _Display:
     def done(self, key: str) -> None:
         self.start(key)
         task = self.progress.tasks[self.tasks[key]]
-        self.progress.update(self.tasks[key], completed=task.total)
+        total = task.total if task.total is not None else max(task.completed, 1)
+        self.progress.update(self.tasks[key], total=total, completed=total)
 
     def bytes(self, done: int, total: int | None) -> None:
-        self.progress.update(self.tasks["model"], completed=done, total=total or max(done, 1))
+        """The model download so far (the bar fills only when the total is known)."""
+        amount = f"{done / 1e9:.1f}" + (f"/{total / 1e9:.1f} GB" if total else " GB")
+        self.progress.update(
+            self.tasks["model"], completed=done, total=total or None, amount=amount
+        )
 
     def fail(self, key: str) -> None:
         self.progress.update(self.tasks[key], description=f"[red]{self.labels[key]} (stalled)")
@@ -272,7 +276,7 @@ def _show(status: BootstrapStatus, display: _Display) -> None:
             display.start(name)
         elif state == "done":
             display.done(name)
-    if status.model_bytes is not None and status.stage("model").state != "done":
+    if status.model_bytes is not None:
         display.bytes(status.model_bytes, status.model_bytes_total)
 
 

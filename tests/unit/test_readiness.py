@@ -155,7 +155,7 @@ def test_wait_follows_every_stage_and_pins_the_certificate(aws, gateway, root, c
         "endpoint answering",
     ):
         assert label in shown
-    assert "16.0 GB" in shown  # the model row counts bytes
+    assert "16.0/16.0 GB" in shown  # the model row counts bytes
     chats = [body for method, path, body in gateway.requests if path == "/v1/chat/completions"]
     assert chats and chats[-1]["max_tokens"] == 1
 

@@ -1,0 +1,191 @@
+"""``wait`` and ``health`` against the node rig: real nginx (the rendered gateway config, the
+bootstrap's own certificate, keys from the real keysync) in front of real vLLM serving the tiny
+Qwen3-VL model. The "instance" is this machine under a scratch ``QWEN3VL_ROOT``, reached through
+:class:`LocalChannel`; its EC2 record is in moto.
+
+systemd and a GPU are not here: ``systemctl`` is a stand-in that reports a unit active exactly when
+its process answers on its port (read from the rig's deploy.env), and ``nvidia-smi`` prints a
+recorded A10G line. The bootstrap's ``all`` mode installs packages and cannot run here, so the
+status file is written as its ``status`` helper writes it after a completed run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from gateway_rig import Gateway, GatewayRigError, free_port, run_gateway
+from qwen3vl_aws.aws import ClientFactory
+from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.cli import cli
+from qwen3vl_aws.deployment import Deployment
+from qwen3vl_aws.health import CHECK_NAMES, run_checks
+from qwen3vl_aws.instance_status import STATUS_FILE
+from qwen3vl_aws.readiness import wait_until_ready
+
+pytestmark = [pytest.mark.slow, pytest.mark.node]
+
+KEY = "sk-qwen-health-rig-" + "h" * 32
+STAGES = ("packages", "model", "configure", "engine", "ready")
+
+SYSTEMCTL = """#!/bin/bash
+# systemctl stand-in: `show` reports a unit active when its process answers on its port.
+set -u
+source "$QWEN3VL_ROOT/etc/qwen3vl/deploy.env"
+[[ $1 == show ]] || { echo "stand-in supports only show" >&2; exit 1; }
+unit() {
+  local state=failed sub=failed result=exit-code
+  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+    state=active sub=running result=success
+  fi
+  printf 'Id=%s\\nLoadState=loaded\\nActiveState=%s\\nSubState=%s\\nResult=%s\\nNRestarts=0\\n' \\
+    "$1" "$state" "$sub" "$result"
+}
+unit qwen3vl-engine.service "$ENGINE_PORT"
+echo
+unit qwen3vl-gateway.service "$PORT"
+"""
+NVIDIA_SMI = "#!/bin/bash\necho 'NVIDIA A10G, 17210, 23028, 3'\n"
+
+
+def finished_status() -> str:
+    """status.json after a completed bootstrap, in the shape its ``status`` helper writes."""
+    stages = [
+        {
+            "name": name,
+            "state": "done",
+            "started_at": f"2026-11-24T10:0{i}:00Z",
+            "finished_at": f"2026-11-24T10:0{i}:30Z",
+        }
+        for i, name in enumerate(STAGES)
+    ]
+    return json.dumps(
+        {
+            "stages": stages,
+            "model_bytes": 17_000_000_000,
+            "model_bytes_total": 17_000_000_000,
+            "updated_at": "2026-11-24T10:04:30Z",
+        }
+    )
+
+
+def start_rig(root: Path, engine_port: int, served: str, moto: str) -> Iterator[Gateway]:
+    try:
+        with run_gateway(root, engine_port, served, moto, KEY) as gateway:
+            status = root / STATUS_FILE.lstrip("/")
+            status.parent.mkdir(parents=True, exist_ok=True)
+            status.write_text(finished_status())
+            yield gateway
+    except GatewayRigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def gateway(vllm_server, moto_server, tmp_path_factory) -> Iterator[Gateway]:
+    """The rig: nginx in front of the session's vLLM server."""
+    root = tmp_path_factory.mktemp("health-rig")
+    yield from start_rig(root, vllm_server.port, vllm_server.served_model_name, moto_server)
+
+
+@pytest.fixture(scope="module")
+def gateway_engine_down(vllm_server, moto_server, tmp_path_factory) -> Iterator[Gateway]:
+    """A second rig whose engine port has nothing listening: vLLM stopped."""
+    root = tmp_path_factory.mktemp("health-rig-engine-down")
+    yield from start_rig(root, free_port(), vllm_server.served_model_name, moto_server)
+
+
+def channel_for_rig(gateway: Gateway, tmp_path: Path) -> LocalChannel:
+    bin_dir = tmp_path / "stand-ins"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in (("systemctl", SYSTEMCTL), ("nvidia-smi", NVIDIA_SMI)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = dict(os.environ, QWEN3VL_ROOT=str(gateway.root), PATH=f"{bin_dir}:{os.environ['PATH']}")
+    return LocalChannel(env=env)
+
+
+def deployment_of(gateway: Gateway, aws_env: str) -> tuple[Deployment, ClientFactory]:
+    clients = ClientFactory(region="us-east-1")
+    instance_id = clients.client("ec2").run_instances(
+        ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="g5.xlarge"
+    )["Instances"][0]["InstanceId"]
+    deployment = Deployment(
+        name="qwen3vl",
+        region="us-east-1",
+        instance_type="g5.xlarge",
+        instance_id=instance_id,
+        endpoint=f"{gateway.base_url}/v1",
+        port=gateway.port,
+        transport="ssh",
+        served_model_name=gateway.served_model_name,
+    )
+    deployment.save()
+    return deployment, clients
+
+
+def waited(gateway: Gateway, aws_env: str, tmp_path: Path):
+    """A deployment of the rig after `wait`: certificate fetched over the channel and pinned."""
+    from rich.console import Console
+
+    deployment, clients = deployment_of(gateway, aws_env)
+    channel = channel_for_rig(gateway, tmp_path)
+    wait_until_ready(
+        deployment, clients, channel, timeout=300, console=Console(stderr=True), api_key=KEY
+    )
+    assert deployment.cert_path.read_bytes() == gateway.cert_path.read_bytes()
+    return deployment, clients, channel
+
+
+def failing(results) -> dict[str, str]:
+    return {r.name: r.detail for r in results if not r.ok}
+
+
+def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path, monkeypatch) -> None:
+    _, clients, channel = waited(gateway, aws_env, tmp_path)
+    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    monkeypatch.setattr("qwen3vl_aws.cli.App.clients", clients)
+    result = CliRunner().invoke(cli, ["health", "--key-stdin"], input=KEY, env={"COLUMNS": "200"})
+    print(result.output)  # the full table, for the record (pytest -s)
+    assert result.exit_code == 0, result.output
+    for name in (n if n != "ssm" else "channel" for n in CHECK_NAMES):
+        assert f" {name} " in result.output
+    assert result.output.count("pass") >= len(CHECK_NAMES)
+    assert "FAIL" not in result.output and KEY not in result.output
+
+
+def test_with_vllm_stopped_the_right_checks_fail(gateway_engine_down, aws_env, tmp_path) -> None:
+    deployment, clients = deployment_of(gateway_engine_down, aws_env)
+    deployment.cert_path.write_bytes(gateway_engine_down.cert_path.read_bytes())
+    channel = channel_for_rig(gateway_engine_down, tmp_path)
+    failed = failing(run_checks(deployment, clients, channel, api_key=KEY))
+    assert set(failed) == {"units", "health", "models", "chat", "image-chat"}
+    assert failed["units"].startswith("vllm failed (failed)")
+    assert failed["health"] == "HTTP 503: the gateway cannot reach the engine"
+
+
+def test_a_wrong_key_says_the_key_is_wrong(gateway, aws_env, tmp_path) -> None:
+    deployment, clients, channel = waited(gateway, aws_env, tmp_path)
+    results = run_checks(deployment, clients, channel, api_key="sk-qwen-wrong-" + "w" * 32)
+    failed = failing(results)
+    assert set(failed) == {"models", "chat", "image-chat"}
+    assert failed["models"] == "HTTP 401: the key is wrong"
+
+
+def test_a_certificate_mismatch_refuses_the_endpoint(
+    gateway, gateway_engine_down, aws_env, tmp_path
+) -> None:
+    deployment, clients, channel = waited(gateway, aws_env, tmp_path)
+    # Pin another instance's certificate (the second rig's bootstrap made its own).
+    deployment.cert_path.write_bytes(gateway_engine_down.cert_path.read_bytes())
+    results = run_checks(deployment, clients, channel, api_key=KEY)
+    failed = failing(results)
+    assert failed["tls"].startswith("certificate mismatch: the endpoint is not trusted")
+    assert set(failed) == {"tls", "health", "models", "chat", "image-chat"}
+    assert all(
+        failed[n] == "not attempted: the endpoint is not trusted (see tls)"
+        for n in ("health", "models", "chat", "image-chat")
+    )
