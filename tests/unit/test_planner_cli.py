@@ -1,0 +1,109 @@
+"""``qwen3vl-aws plan-serving`` and the shared serving options (exact output and exit codes)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+import pytest
+from click.testing import CliRunner
+from qwen3vl_aws.cli import cli
+from qwen3vl_aws.cli.serving_opts import SERVING_OPTION_NAMES, plan_from_options, serving_options
+from qwen3vl_aws.errors import UsageError
+from qwen3vl_aws.model_profile import FP8_MODEL_ID
+from qwen3vl_aws.planner import plan_serving
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, ["plan-serving", *args], catch_exceptions=False)
+
+
+def test_json_is_the_plan():
+    result = run("--instance-type", "g6.12xlarge", "--offline", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc == json.loads(json.dumps(plan_serving("g6.12xlarge").to_json()))
+
+
+def test_table_shows_the_arithmetic_and_the_flags():
+    result = run("-t", "g5.xlarge", "--offline")
+    assert result.exit_code == 0, result.output
+    plan = plan_serving("g5.xlarge")
+    assert f"Serving plan for g5.xlarge ({plan.gpu.count} x {plan.gpu.name})" in result.output
+    for line in plan.explanation:
+        assert line in result.output.replace("\n     ", " ")
+    flags_line = result.output.split("vLLM flags:\n", 1)[1].strip()
+    assert shlex.split(flags_line) == plan.flags
+
+
+def test_overrides_are_passed_through():
+    result = run(
+        "-t", "g6.xlarge", "--offline", "--json", "--max-model-len", "30000", "--max-num-seqs", "32"
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert (doc["model_id"], doc["max_model_len"], doc["max_num_seqs"]) == (
+        FP8_MODEL_ID,
+        30000,
+        32,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-t", "g6.xlarge", "--max-model-len", "250000"], "does not fit on g6.xlarge"),
+        (["-t", "g5.xlarge", "--model", FP8_MODEL_ID], "needs a GPU with FP8 support"),
+        (["-t", "p4d.24xlarge"], "Unsupported instance type 'p4d.24xlarge'"),
+    ],
+)
+def test_what_cannot_fit_is_a_usage_error(args, message):
+    result = run(*args, "--offline")
+    assert result.exit_code == UsageError.exit_code
+    assert result.output.startswith("Error: ")
+    assert message in result.output
+
+
+def test_click_validates_ranges():
+    result = run("--gpu-memory-utilization", "1.5", "--offline")
+    assert result.exit_code == 2
+    assert "--gpu-memory-utilization" in result.output
+
+
+def test_ec2_is_asked_when_aws_answers(aws_env):
+    result = run("-t", "g6e.xlarge", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["gpu"]["source"] == "EC2 DescribeInstanceTypes"
+
+
+def test_offline_never_asks_ec2(aws_env):
+    result = run("-t", "g6e.xlarge", "--json", "--offline")
+    assert json.loads(result.output)["gpu"]["source"] == "built-in catalog"
+
+
+def test_serving_options_decorate_any_command_and_feed_plan_from_options():
+    seen = {}
+
+    @click.command()
+    @click.option("--instance-type", default="g6e.2xlarge")
+    @click.option("--unrelated", default="x")
+    @serving_options
+    def apply_like(instance_type: str, **opts: object) -> None:
+        seen["opts"] = opts
+        seen["plan"] = plan_from_options(instance_type, **opts)
+
+    result = CliRunner().invoke(
+        apply_like, ["--max-model-len", "16384", "--video"], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    assert set(SERVING_OPTION_NAMES) <= set(seen["opts"])
+    assert seen["opts"]["unrelated"] == "x"  # ignored by plan_from_options
+    plan = seen["plan"]
+    assert plan.max_model_len == 16384 and plan.video
+    assert plan == plan_serving("g6e.2xlarge", max_model_len=16384, video=True)
+
+
+def test_plan_from_options_refuses_what_cannot_fit():
+    with pytest.raises(UsageError, match="--max-model-len 99999 does not fit"):
+        plan_from_options("g5.xlarge", max_model_len=99999, model=None, unrelated=1)
