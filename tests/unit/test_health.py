@@ -31,6 +31,7 @@ from qwen3vl_aws.health import (
     tiny_png,
 )
 from qwen3vl_aws.instance_status import STATUS_FILE, Section
+from test_json_schemas import validate_output
 
 KEY = "sk-qwen-" + "k" * 43
 STAGES = ("packages", "model", "configure", "engine", "ready")
@@ -278,7 +279,7 @@ def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) 
     runner = CliRunner()
     result = runner.invoke(cli, ["health", "--json", "--key-stdin"], input=KEY + "\n")
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = validate_output("health", result.stdout)
     assert doc["ok"] is True and doc["deployment"] == deployment.name
     assert KEY not in result.output
 

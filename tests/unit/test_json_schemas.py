@@ -1,0 +1,107 @@
+"""Every command's ``--json`` output is validated against its schema in tests/schemas/.
+
+Scripts depend on these shapes; a change to one must change its schema too. ``validate_output`` is
+also used by the command tests that produce the richer documents (tests/unit/test_health.py).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+from moto import mock_aws
+from qwen3vl_aws.aws import ClientFactory
+from qwen3vl_aws.catalog import instance_types
+from qwen3vl_aws.cli import COMMANDS, cli
+from qwen3vl_aws.deployment import Deployment
+
+SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+
+
+@cache
+def schema(command: str) -> dict:
+    return json.loads((SCHEMAS / f"{command}.json").read_text())
+
+
+def validate_output(command: str, output: str) -> dict:
+    """Parse a command's ``--json`` stdout and validate it; return the document."""
+    doc = json.loads(output)
+    jsonschema.validate(doc, schema(command), cls=jsonschema.Draft202012Validator)
+    return doc
+
+
+def json_commands() -> list[str]:
+    """Commands whose help offers ``--json``."""
+    runner = CliRunner()
+    found = []
+    for name in sorted(COMMANDS):
+        help_text = runner.invoke(cli, [name, "--help"]).output
+        if "--json" in help_text:
+            found.append(name)
+    return found
+
+
+def test_every_json_command_has_a_valid_schema() -> None:
+    commands = json_commands()
+    assert "health" in commands and "plan-serving" in commands
+    for command in commands:
+        assert (SCHEMAS / f"{command}.json").is_file(), f"tests/schemas/{command}.json is missing"
+        jsonschema.Draft202012Validator.check_schema(schema(command))
+
+
+@pytest.mark.parametrize("instance_type", list(instance_types()))
+def test_plan_serving_json(instance_type: str) -> None:
+    result = CliRunner().invoke(
+        cli, ["plan-serving", "--offline", "--instance-type", instance_type, "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    doc = validate_output("plan-serving", result.output)
+    assert doc["instance_type"] == instance_type
+
+
+def test_health_json_of_a_stopped_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    with mock_aws():
+        clients = ClientFactory(region="us-east-1")
+        ec2 = clients.client("ec2")
+        instance_id = ec2.run_instances(
+            ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="g5.xlarge"
+        )["Instances"][0]["InstanceId"]
+        ec2.stop_instances(InstanceIds=[instance_id])
+        Deployment(
+            name="qwen3vl",
+            region="us-east-1",
+            instance_type="g5.xlarge",
+            instance_id=instance_id,
+            endpoint="https://192.0.2.10/v1",
+            transport="ssh",
+            public_ip="192.0.2.10",
+            ssh_user="ubuntu",
+        ).save()
+        monkeypatch.setattr("qwen3vl_aws.cli.App.clients", clients)
+        key = "sk-qwen-" + "j" * 43
+        result = CliRunner().invoke(cli, ["health", "--json", "--key-stdin"], input=key)
+    assert result.exit_code == 7
+    doc = validate_output("health", result.stdout)
+    assert doc["ok"] is False
+    assert [c["attempted"] for c in doc["checks"]] == [True] + [False] * 9
+
+
+def test_the_health_schema_rejects_ok_with_a_failing_check() -> None:
+    check = {
+        "name": "gpu",
+        "ok": False,
+        "detail": "x",
+        "latency_s": None,
+        "hint": None,
+        "attempted": True,
+    }
+    passing = dict(check, ok=True)
+    doc = {"deployment": "qwen3vl", "ok": True, "checks": [passing] * 9 + [check]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema("health"), cls=jsonschema.Draft202012Validator)
+    doc["ok"] = False
+    jsonschema.validate(doc, schema("health"), cls=jsonschema.Draft202012Validator)
