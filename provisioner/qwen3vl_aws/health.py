@@ -42,6 +42,8 @@ from .instance_status import (
 )
 
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+CERT_MISMATCH = "certificate mismatch: the endpoint is not trusted"
+KEY_WRONG = "the key is wrong"
 
 
 @dataclass(frozen=True)
@@ -242,7 +244,7 @@ def check_tls(deployment: Deployment) -> CheckResult:
     if fingerprint(presented) != pinned:
         return _fail(
             name,
-            f"certificate mismatch: the endpoint is not trusted (pinned sha256 {pinned[:16]}...)",
+            f"{CERT_MISMATCH} (pinned sha256 {pinned[:16]}...)",
             "Something other than your instance answers, or the instance was re-created: run "
             "`qwen3vl-aws wait` to re-pin from the instance over the command channel. "
             "No key was sent.",
@@ -277,16 +279,16 @@ KEY_WRONG_HINT = (
 )
 
 
-def _http_failure(name: str, response: httpx.Response | None, error: str | None, latency: float):
+def _http_failure(
+    name: str, response: httpx.Response | None, error: str | None, latency: float
+) -> CheckResult:
     """A failed request as a check result, saying what the status means."""
     if response is None:
         return _fail(
             name, error or "no response", "Is the gateway up? `qwen3vl-aws logs --unit gateway`."
         )
     if response.status_code in (401, 403):
-        return _fail(
-            name, f"HTTP {response.status_code}: the key is wrong", KEY_WRONG_HINT, latency
-        )
+        return _fail(name, f"HTTP {response.status_code}: {KEY_WRONG}", KEY_WRONG_HINT, latency)
     if response.status_code in (502, 503, 504):
         return _fail(
             name,
@@ -398,6 +400,13 @@ CHECK_NAMES = (
 )
 
 
+def current_key(deployment: Deployment, clients: ClientFactory) -> str:
+    """The key in force (AWSCURRENT), read from Secrets Manager and only held in memory."""
+    from .rotation import secret_store
+
+    return secret_store(deployment, clients).current_value()
+
+
 def run_checks(
     deployment: Deployment,
     clients: ClientFactory,
@@ -459,7 +468,7 @@ def _endpoint_checks(
     served = deployment.served_model_name
     with pinned_client(deployment, api_key) as http:
         results = [tls, check_health_endpoint(http), check_models(http, served)]
-        if results[-1].detail.endswith("the key is wrong"):
-            return results + [_not_attempted(n, "the key is wrong") for n in names[2:]]
+        if results[-1].detail.endswith(KEY_WRONG):
+            return results + [_not_attempted(n, KEY_WRONG) for n in names[2:]]
         results += [check_chat(http, served), check_image_chat(http, served)]
     return results

@@ -40,15 +40,18 @@ def _root(path: str) -> str:
     return f'"${{QWEN3VL_ROOT:-}}"{shlex.quote(path)}'
 
 
-def parse_timestamp(value: str | None) -> datetime | None:
-    """An ISO 8601 timestamp (``Z`` or an offset) as an aware UTC datetime; None stays None."""
-    if value is None:
-        return None
+def parse_iso(value: str) -> datetime:
+    """An ISO 8601 timestamp (``Z`` or an offset; naive means UTC) as an aware UTC datetime."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise CheckFailed(f"The instance's status file has a bad timestamp {value!r}.") from exc
     return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    """:func:`parse_iso`, where a missing timestamp (``null``) stays None."""
+    return None if value is None else parse_iso(value)
 
 
 @dataclass(frozen=True)
@@ -273,7 +276,7 @@ def parse_since(text: str, now: datetime) -> datetime:
     if match:
         return now - timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
     try:
-        return parse_timestamp(text.strip())  # type: ignore[return-value]
+        return parse_iso(text.strip())
     except CheckFailed:
         raise UsageError(
             f"--since {text!r} is neither a duration (30s, 10m, 2h, 1d) nor an ISO 8601 time "
@@ -344,7 +347,7 @@ def filter_since(lines: list[str], since: datetime) -> list[str]:
         match = _LEADING_TIME.match(line)
         if match:
             with contextlib.suppress(CheckFailed):
-                keep = parse_timestamp(match[1].replace(" ", "T").replace(",", ".")) >= since
+                keep = parse_iso(match[1].replace(" ", "T").replace(",", ".")) >= since
         if keep:
             kept.append(line)
     return kept

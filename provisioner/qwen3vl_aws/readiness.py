@@ -31,9 +31,12 @@ from .channel.base import CommandChannel
 from .deployment import Deployment
 from .errors import ChannelError, CheckFailed
 from .health import (
+    CERT_MISMATCH,
+    KEY_WRONG,
     check_chat,
     check_health_endpoint,
     check_tls,
+    current_key,
     pinned_client,
 )
 from .instance_status import STAGE_NAMES, BootstrapStatus, read_certificate, read_log, read_status
@@ -161,13 +164,6 @@ def wait_until_ready(
         raise Stalled(exc.stage, message) from None
 
 
-def current_key(deployment: Deployment, clients: ClientFactory) -> str:
-    """The key in force (AWSCURRENT), read from Secrets Manager and only held in memory."""
-    from .rotation import secret_store
-
-    return secret_store(deployment, clients).current_value()
-
-
 class _TimedOut(Exception):
     """The deadline passed during ``stage``; ``detail`` says what was last seen."""
 
@@ -291,7 +287,7 @@ def _wait_endpoint(deployment: Deployment, api_key: str, clock: _Clock) -> None:
                     result = check_chat(http, deployment.served_model_name)
         if result.ok:
             return
-        if "the key is wrong" in result.detail or "mismatch" in result.detail:
+        if KEY_WRONG in result.detail or CERT_MISMATCH in result.detail:  # waiting cannot help
             raise CheckFailed(f"The endpoint check failed: {result.detail}. {result.hint}")
         if not clock.pause():
             raise _TimedOut("endpoint", f"{result.name}: {result.detail}")

@@ -27,9 +27,8 @@ def command(app: App, as_json: bool, key_stdin: bool) -> None:
     from ..channel.factory import channel_for
     from ..deployment import load_deployment
     from ..errors import CheckFailed
-    from ..health import run_checks
+    from ..health import current_key, run_checks
     from ..keys import validate_key
-    from ..readiness import current_key
 
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
     deployment = load_deployment(app.name)
