@@ -14,10 +14,12 @@ from pathlib import Path
 import boto3
 import pytest
 from botocore.stub import Stubber
+from click.testing import CliRunner
 from fake_gateway import FakeGateway, serve
 from moto import mock_aws
 from qwen3vl_aws.aws import ClientFactory
 from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import CheckFailed
 from qwen3vl_aws.instance_status import BOOTSTRAP_LOG, CERT_FILE, STATUS_FILE
@@ -261,3 +263,15 @@ def test_ssm_never_online_stalls_on_the_channel_stage(aws, gateway, channel) -> 
     assert caught.value.stage == "channel"
     assert "stage 'SSM online' stalled" in str(caught.value)
     assert "get-console-output" in str(caught.value)
+
+
+def test_wait_command_names_the_stalled_stage(aws, gateway, root, channel, monkeypatch) -> None:
+    target = deployment(aws, gateway)
+    target.save()
+    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    monkeypatch.setattr("qwen3vl_aws.cli.App.clients", aws)
+    with ScriptedInstance(root, PROGRESSION[:3]):
+        result = CliRunner().invoke(cli, ["wait", "--timeout", "1"])
+    assert result.exit_code == 7
+    assert "Error: Timed out after 1 s: stage 'gateway configured' stalled" in result.stderr
+    assert result.stdout == ""
