@@ -39,6 +39,11 @@ def instance(moto_server: str, tmp_path: Path) -> Iterator[Gateway]:
     yield gateway
 
 
+def line(key: str) -> str:
+    """The key file's entry for ``key``: an exact, case-sensitive match of the header."""
+    return f'"~^Bearer {key.replace(".", "[.]")}$" 1;'
+
+
 def key_lines(gateway: Gateway) -> list[str]:
     return [line for line in gateway.key_file.read_text().splitlines() if not line.startswith("#")]
 
@@ -66,7 +71,7 @@ def test_resolves_awscurrent_and_writes_a_root_only_key_file(instance: Gateway):
     current = stage_of(instance, "AWSCURRENT")
     assert result.stdout == f"current={current} pending=- written; the gateway is not running\n"
     assert key not in result.stdout + result.stderr
-    assert key_lines(instance) == [f'"Bearer {key}" 1;']
+    assert key_lines(instance) == [line(key)]
     assert stat.S_IMODE(instance.key_file.stat().st_mode) == 0o600
     record = json.loads((instance.root / "var/lib/qwen3vl/keys.json").read_text())
     assert (record["current"], record["pending"]) == (current, "")
@@ -78,7 +83,7 @@ def test_pending_key_is_accepted_alongside_the_current_one(instance: Gateway):
     assert result.returncode == 0, result.stderr
     pending = stage_of(instance, "AWSPENDING")
     assert f"pending={pending}" in result.stdout
-    assert key_lines(instance) == [f'"Bearer {old}" 1;', f'"Bearer {new}" 1;']
+    assert key_lines(instance) == [line(old), line(new)]
     assert old not in result.stdout and new not in result.stdout
 
 
@@ -98,7 +103,7 @@ def test_explicit_version_ids_select_exactly_those_versions(instance: Gateway):
     instance.set_keys(second)
     result = instance.keysync("--current", first_version)
     assert result.returncode == 0, result.stderr
-    assert key_lines(instance) == [f'"Bearer {first}" 1;']
+    assert key_lines(instance) == [line(first)]
 
 
 @pytest.mark.parametrize(
