@@ -1,0 +1,182 @@
+"""``qwen3vl-aws rotate-key`` end to end on the node rig, under continuous load.
+
+Real nginx (the rendered gateway config) in front of real vLLM, the real qwen3vl-keysync run
+through LocalChannel against the emulator's Secrets Manager, and the CLI command itself. A client
+fires requests back to back with whichever key is AWSCURRENT: none may fail; afterwards the old
+key gets 401 and the new one 200; the key never shows in output, logs or any process's argv.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import qwen3vl_aws.channel.factory as factory
+from click.testing import CliRunner
+from qwen3vl_aws.channel.base import CommandResult, LocalChannel
+from qwen3vl_aws.cli import cli
+from qwen3vl_aws.deployment import Deployment
+from qwen3vl_aws.keys import generate_key
+from qwen3vl_aws.rotation import SecretStore
+
+pytestmark = [pytest.mark.node, pytest.mark.slow]
+
+GRACE_S = 5
+MIN_REQUESTS = 200
+
+
+def load_bench():
+    """bench/rotation.py: the load client shared with the benchmark."""
+    path = Path(__file__).resolve().parents[2] / "bench" / "rotation.py"
+    spec = importlib.util.spec_from_file_location("bench_rotation", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_bench()
+
+
+class RecordingChannel:
+    """LocalChannel that keeps every script and result, to search them for keys."""
+
+    def __init__(self, inner: LocalChannel) -> None:
+        self._inner = inner
+        self.runs: list[tuple[str, CommandResult]] = []
+
+    def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
+        result = self._inner.run(script, timeout=timeout)
+        self.runs.append((script, result))
+        return result
+
+
+@contextmanager
+def argv_watch(interval: float = 0.02) -> Iterator[set[str]]:
+    """Collect every process command line seen while the block runs (sampled from /proc)."""
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    seen.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                except OSError:
+                    continue  # the process ended meanwhile
+            time.sleep(interval)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def status_with(gateway, key: str) -> int:
+    context = ssl.create_default_context(cafile=str(gateway.cert_path))
+    response = httpx.get(
+        f"{gateway.base_url}/v1/models",
+        headers={"Authorization": f"Bearer {key}"},
+        verify=context,
+        timeout=30,
+    )
+    return response.status_code
+
+
+def texts_under(root: Path, *, skip: Path) -> dict[str, str]:
+    """Every file under the scratch root except the key file itself (where keys belong)."""
+    return {
+        str(path): path.read_text(errors="replace")
+        for path in root.rglob("*")
+        if path.is_file() and path != skip and not path.name.startswith(skip.name + ".")
+    }
+
+
+def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(
+    gateway, vllm_server, aws_env: str, monkeypatch: pytest.MonkeyPatch
+):
+    # aws_env reset the emulator: give the rig a fresh secret holding a fresh current key
+    synced = gateway.set_keys(generate_key())
+    assert synced.returncode == 0, synced.stderr
+    old_key = gateway.current_key
+    store = SecretStore(bench.secrets_client(aws_env), gateway.secret_arn)
+    old_version = store.labels().current
+
+    deployment = Deployment(
+        name="qwen3vl",
+        region="us-east-1",
+        instance_type="g5.xlarge",
+        instance_id="i-0noderig0000000",
+        endpoint=gateway.base_url,
+        port=gateway.port,
+        secret_arn=gateway.secret_arn,
+        served_model_name=gateway.served_model_name,
+    )
+    deployment.save()
+    shutil.copyfile(gateway.cert_path, deployment.cert_path)  # what `wait` pins
+    channel = RecordingChannel(LocalChannel(env=bench.instance_env(gateway)))
+    monkeypatch.setattr(factory, "channel_for", lambda *_args, **_kw: channel)
+
+    client = bench.LoadClient(
+        gateway.base_url,
+        gateway.cert_path,
+        store.current_value,
+        served_model_name=vllm_server.served_model_name,
+    )
+    results = []
+    try:
+        with argv_watch() as argvs:
+            run = bench.rotate_under_load(
+                lambda: results.append(
+                    CliRunner().invoke(cli, ["rotate-key", "--grace", str(GRACE_S)])
+                ),
+                client,
+            )
+        (cli_result,) = results
+        assert cli_result.exit_code == 0, cli_result.output
+        new_key = store.current_value()
+        labels = store.labels()
+
+        # zero failed requests across the rotation, and enough of them to mean something
+        print(run.stats.line(), f"sent_during={run.sent_during} seconds={run.seconds:.1f}")
+        assert run.stats.failed == 0, run.stats.failures[:20]
+        assert run.sent_during >= MIN_REQUESTS
+
+        # after the grace period: old key refused, new key accepted; labels finished
+        assert new_key != old_key
+        assert (status_with(gateway, old_key), status_with(gateway, new_key)) == (401, 200)
+        assert (labels.pending, labels.previous) == (None, old_version)
+        assert [script.split("qwen3vl-keysync", 1)[1] for script, _ in channel.runs] == [
+            f" --current {old_version} --pending {labels.current}",
+            f" --current {labels.current}",
+        ]
+
+        # the keys appear nowhere: CLI output, scripts sent and their output, the instance's
+        # logs and files (but the key file), vLLM's log, any process's argv during the run
+        places = {
+            "CLI output": cli_result.output,
+            **{f"script {i}": script for i, (script, _) in enumerate(channel.runs)},
+            **{f"output {i}": r.stdout + r.stderr for i, (_, r) in enumerate(channel.runs)},
+            **texts_under(gateway.root, skip=gateway.key_file),
+            "vLLM log": vllm_server.log_path.read_text(errors="replace"),
+            "process argv": "\n".join(argvs),
+        }
+        assert len(argvs) > 10 and any("nginx" in argv for argv in argvs)
+        for name, text in places.items():
+            for label, key in (("old", old_key), ("new", new_key)):
+                assert key not in text, f"the {label} key appears in {name}"
+        assert new_key in gateway.key_file.read_text()  # the search above would find it
+    finally:
+        gateway.set_keys(generate_key())  # leave the shared rig with a known, working key
