@@ -7,9 +7,11 @@ import subprocess
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-
+from qwen3vl_aws.channel.factory import channel_for
+from qwen3vl_aws.channel.ssh import SshChannel
 from qwen3vl_aws.channel.ssm import STDOUT_CAP, SsmChannel, wrap_in_bash
-from qwen3vl_aws.errors import ChannelError
+from qwen3vl_aws.deployment import Deployment
+from qwen3vl_aws.errors import ChannelError, UsageError
 
 INSTANCE = "i-0123456789abcdef0"
 COMMAND_ID = "11111111-2222-3333-4444-555555555555"
@@ -127,9 +129,7 @@ def test_delayed_until_the_waiter_gives_up_cancels_and_reports_delivery(ssm):
     attempts = 30 + 1 + 30  # delivery time-out + execution time-out + slack, one poll a second
     for _ in range(attempts):
         expect_poll(stubber, "Delayed")
-    stubber.add_response(
-        "cancel_command", {}, {"CommandId": COMMAND_ID, "InstanceIds": [INSTANCE]}
-    )
+    stubber.add_response("cancel_command", {}, {"CommandId": COMMAND_ID, "InstanceIds": [INSTANCE]})
     expect_registration(stubber, "Online")
 
     with pytest.raises(ChannelError, match=r"^Delivery time-out.*status Delayed"):
@@ -187,8 +187,52 @@ def test_output_under_the_cap_is_not_flagged(ssm):
 
 
 def test_wrapped_script_runs_under_bash_even_when_sh_starts_it():
-    script = '[[ -n "$BASH_VERSION" ]] && echo bash\ncat <<QWEN3VL_SCRIPT_END\ninner\nQWEN3VL_SCRIPT_END'
+    script = (
+        '[[ -n "$BASH_VERSION" ]] && echo bash\ncat <<QWEN3VL_SCRIPT_END\ninner\nQWEN3VL_SCRIPT_END'
+    )
     proc = subprocess.run(
         ["sh", "-c", wrap_in_bash(script)], capture_output=True, text=True, check=False
     )
     assert (proc.returncode, proc.stdout) == (0, "bash\ninner\n")
+
+
+def deployment(**overrides) -> Deployment:
+    settings = {
+        "name": "qwen3vl",
+        "region": "us-east-1",
+        "instance_type": "g6.xlarge",
+        "instance_id": INSTANCE,
+        "public_ip": "203.0.113.7",
+    }
+    return Deployment(**{**settings, **overrides})
+
+
+class Clients:
+    """A ClientFactory stand-in: real (unused) boto3 clients, no calls are made."""
+
+    def client(self, service: str):
+        return boto3.client(
+            service,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+
+def test_channel_for_picks_the_transport_the_deployment_records():
+    assert isinstance(channel_for(deployment(), Clients()), SsmChannel)
+    ssh = channel_for(deployment(transport="ssh", ssh_user="ubuntu"), Clients())
+    assert isinstance(ssh, SshChannel)
+
+
+def test_channel_for_says_what_is_missing():
+    with pytest.raises(UsageError, match="no instance recorded"):
+        channel_for(deployment(instance_id=None), Clients())
+    with pytest.raises(UsageError, match="no public address or SSH user"):
+        channel_for(deployment(transport="ssh"), Clients())
+    with pytest.raises(UsageError, match="Unknown transport 'telnet'"):
+        channel_for(deployment(transport="telnet"), Clients())
+    with pytest.raises(ChannelError, match="not an SSH fingerprint"):
+        channel_for(
+            deployment(transport="ssh", ssh_user="ubuntu"), Clients(), accept_host_key="abc"
+        )
