@@ -205,11 +205,15 @@ class Terraform:
 
     # -- commands -----------------------------------------------------------------------------
 
-    def prepare(self, variables: dict[str, Any]) -> None:
-        """Stage the module, write the inputs and run ``init`` (no downloads with a mirror)."""
+    def prepare(self, variables: dict[str, Any] | None = None) -> None:
+        """Stage the module, write the inputs (None: keep the recorded ones) and ``init``.
+
+        With a local provider mirror nothing is downloaded.
+        """
         self.deployment_dir.mkdir(parents=True, exist_ok=True)
         stage_module(self.deployment_dir / "module")
-        self.var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
+        if variables is not None:
+            self.var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
         self.init()
 
     def init(self) -> None:

@@ -1,0 +1,232 @@
+"""``qwen3vl-aws apply``: validate, show the plan and its price, confirm, create, wait, explain."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+import click
+
+from ..catalog import DEFAULT_INSTANCE_TYPE
+from . import App, pass_app
+from .serving_opts import serving_options
+
+
+@click.command(name="apply")
+@click.option(
+    "--instance-type",
+    default=DEFAULT_INSTANCE_TYPE,
+    show_default=True,
+    help="GPU instance type: g5 (A10G), g6 (L4) or g6e (L40S) family.",
+)
+@click.option(
+    "--allow",
+    "allow",
+    multiple=True,
+    metavar="CIDR",
+    help="Network that may reach the endpoint (repeatable). Default: your public IP, if confirmed.",
+)
+@click.option(
+    "--allow-anywhere",
+    is_flag=True,
+    help="Permit 0.0.0.0/0 or ::/0 in --allow (the endpoint is still key- and TLS-protected).",
+)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=443, show_default=True, help="Public TLS port."
+)
+@click.option(
+    "--key",
+    "key_arg",
+    metavar="-",
+    help="Read the API key from stdin (`--key -`, needs --yes). Default: a new random key.",
+)
+@click.option("--ami-id", help="AMI to launch instead of the region's NVIDIA Deep Learning AMI.")
+@click.option("--domain", default="", help="DNS name the endpoint's certificate should carry.")
+@click.option("--ssh-key-name", help="EC2 key pair: use SSH (not SSM) as the command channel.")
+@click.option("--ssh-allow", multiple=True, metavar="CIDR", help="Network allowed to port 22.")
+@click.option(
+    "--ssh-key-path",
+    type=click.Path(dir_okay=False),
+    help="Private key file of --ssh-key-name, for the SSH command channel.",
+)
+@serving_options
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--no-wait", is_flag=True, help="Return when Terraform is done; skip the wait.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=1800,
+    show_default=True,
+    help="Seconds to wait for the endpoint to answer.",
+)
+@pass_app
+def command(app: App, **opts) -> None:
+    """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
+    from .. import preflight, pricing, provision
+    from ..keys import generate_key, validate_key
+    from ..tfprogress import TerraformProgress
+    from .serving_opts import plan_from_options
+
+    key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
+    instance = _instance_type(opts["instance_type"])
+    allowed = _allowed_cidrs(app, opts["allow"], opts["allow_anywhere"], opts["yes"])
+    ssh_allowed = preflight.validate_cidrs(opts["ssh_allow"], what="--ssh-allow")
+    if ssh_allowed and not opts["ssh_key_name"]:
+        raise click.UsageError(
+            "--ssh-allow needs --ssh-key-name (the EC2 key pair to log in with)."
+        )
+
+    clients = app.clients
+    region = clients.region
+    preflight.require_credentials(clients.credentials_available())
+    identity = preflight.check_credentials(clients.client("sts"))
+    zones = preflight.check_offering(clients.client("ec2"), instance.name, region)
+    serving = {k: v for k, v in opts.items() if k != "instance_type"}
+    plan = plan_from_options(instance.name, clients=clients, **serving)
+    price = pricing.hourly_price(instance.name, region)
+
+    request = provision.ApplyRequest(
+        name=app.name,
+        region=region,
+        instance_type=instance.name,
+        allowed_cidrs=allowed,
+        allow_open=opts["allow_anywhere"],
+        port=opts["port"],
+        model_id=plan.model_id,
+        served_model_name=plan.model_id,
+        engine_args=list(plan.flags),
+        ami_id=opts["ami_id"],
+        domain=opts["domain"],
+        ssh_key_name=opts["ssh_key_name"],
+        ssh_allowed_cidrs=ssh_allowed,
+        ssh_key_path=opts["ssh_key_path"],
+    )
+    tf = provision.terraform_for(app.name)
+    with TerraformProgress(app.err, "Planning") as sink:
+        summary = provision.preview(request, tf, sink)
+    _show_plan(app, request, identity.account, zones, price, summary, plan)
+    if not opts["yes"] and not click.confirm("Create these resources?", default=False, err=True):
+        raise click.Abort()
+
+    with TerraformProgress(app.err, "Applying") as sink:
+        deployment, stored = provision.apply(
+            request,
+            tf,
+            clients.client("secretsmanager"),
+            key_source,
+            explicit_key=explicit_key,
+            on_event=sink,
+        )
+    app.err.print("API key stored in Secrets Manager." if stored else "Kept the existing API key.")
+    if not opts["no_wait"]:
+        from ..channel.factory import channel_for
+        from ..readiness import wait_until_ready
+
+        channel = channel_for(deployment, clients)
+        wait_until_ready(deployment, clients, channel, timeout=opts["timeout"], console=app.err)
+    _show_next_steps(app, deployment, waited=not opts["no_wait"])
+
+
+def _key_source(key_arg, yes, generate, validate):
+    """How the first key is obtained: generated, or read from stdin (never from argv)."""
+    if key_arg is None:
+        return generate, False
+    if key_arg != "-":
+        raise click.UsageError(
+            "--key takes only '-' (read the key from stdin): a key on the command line would "
+            "end up in your shell history and the process list."
+        )
+    if not yes:
+        raise click.UsageError(
+            "--key - reads stdin, so it cannot also answer the prompt: add --yes."
+        )
+    key = validate(click.get_text_stream("stdin").read())
+    return (lambda: key), True
+
+
+def _instance_type(name: str):
+    from ..catalog import get_instance_type
+
+    return get_instance_type(name)
+
+
+def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) -> list[str]:
+    """The CIDRs given, or this machine's public address after asking."""
+    from ..preflight import detect_public_ip, host_cidr, open_networks, validate_cidrs
+
+    if allow:
+        cidrs = validate_cidrs(allow, allow_open=anywhere)
+        for cidr in open_networks(cidrs):
+            app.err.print(
+                f"[yellow]Warning:[/yellow] {cidr} lets anyone on the internet reach the endpoint; "
+                "only the API key and TLS protect it."
+            )
+        return cidrs
+    cidr = host_cidr(detect_public_ip())
+    app.err.print(f"No --allow given: your public IP is {cidr}.")
+    if not yes and not click.confirm(
+        f"Allow only {cidr} to reach the endpoint?", default=True, err=True
+    ):
+        raise click.UsageError(
+            "Pass --allow CIDR with the networks that should reach the endpoint."
+        )
+    return [cidr]
+
+
+def _show_plan(app: App, request, account, zones, price, summary, plan) -> None:
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("Deployment", f"{request.name} in {request.region} (account {account})")
+    table.add_row("Instance", f"{request.instance_type} (zones offering it: {', '.join(zones)})")
+    table.add_row(
+        "Price",
+        f"${price.usd_per_hour:.3f}/hour on demand, ~${price.usd_per_hour * 24:.2f}/day "
+        f"- {price.source}",
+    )
+    table.add_row("Model", f"{plan.model_id} ({' '.join(plan.flags[:6])} …)")
+    table.add_row("Endpoint", f"port {request.port} from {', '.join(request.allowed_cidrs)}")
+    ssh = f"{request.ssh_key_name} from {', '.join(request.ssh_allowed_cidrs) or 'nowhere'}"
+    table.add_row("SSH", ssh if request.ssh_key_name else "closed (SSM command channel)")
+    table.add_row(
+        "Terraform",
+        f"{summary.add} to add, {summary.change} to change, {summary.remove} to destroy",
+    )
+    app.err.print(table)
+
+
+def _show_next_steps(app: App, deployment, *, waited: bool) -> None:
+    endpoint = deployment.endpoint
+    cert = deployment.cert_path
+    out = app.out
+    out.print(f"Endpoint: {endpoint}")
+    out.print(
+        f"API key:  qwen3vl-aws --name {deployment.name} key   (prints it from Secrets Manager)"
+    )
+    if not waited:
+        out.print(
+            f"Not waited for start-up: run `qwen3vl-aws --name {deployment.name} wait`; it also "
+            f"pins the endpoint's TLS certificate at {cert}."
+        )
+    body = json.dumps(
+        {
+            "model": deployment.served_model_name,
+            "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Describe Qwen3-VL in one sentence."}],
+        }
+    )
+    out.print("First request:")
+    out.print(
+        f"  export OPENAI_API_KEY=$(qwen3vl-aws --name {deployment.name} key)\n"
+        f"  curl --cacert {shlex.quote(str(cert))} {endpoint}/chat/completions \\\n"
+        '    -H "Authorization: Bearer $OPENAI_API_KEY" -H "Content-Type: application/json" \\\n'
+        f"    -d {shlex.quote(body)}",
+        markup=False,
+    )
+    out.print("Or with the OpenAI SDK:")
+    out.print(
+        "  import httpx, openai\n"
+        f"  client = openai.OpenAI(base_url={endpoint!r}, "
+        f"http_client=httpx.Client(verify={str(cert)!r}))",
+        markup=False,
+    )

@@ -1,0 +1,65 @@
+"""What ``status`` reports: the recorded deployment joined with EC2's view and the price."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from .aws import aws_errors
+from .deployment import Deployment
+from .pricing import Price
+
+
+def describe_instance(ec2_client: Any, instance_id: str | None) -> dict[str, Any] | None:
+    """EC2's description of the instance; None when it is gone (or was never created)."""
+    import botocore.exceptions
+
+    if not instance_id:
+        return None
+    with aws_errors("Describing the instance"):
+        try:
+            reservations = ec2_client.describe_instances(InstanceIds=[instance_id])["Reservations"]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidInstanceID.NotFound":
+                return None
+            raise
+    instances = [i for r in reservations for i in r["Instances"]]
+    return instances[0] if instances else None
+
+
+def deployment_status(
+    deployment: Deployment,
+    instance: dict[str, Any] | None,
+    price: Price,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``status --json`` document.
+
+    ``uptime_seconds`` and ``cost_since_launch_usd`` count from the instance's last launch (EC2
+    resets LaunchTime on every start) and are null while it is not running.
+    """
+    now = now or datetime.now(UTC)
+    state = instance["State"]["Name"] if instance else "not-found"
+    if not deployment.extra.get("complete", True) and instance is None:
+        state = "incomplete"
+    launched = instance.get("LaunchTime") if instance else None
+    uptime = (now - launched).total_seconds() if launched and state == "running" else None
+    return {
+        "name": deployment.name,
+        "region": deployment.region,
+        "state": state,
+        "instance_type": instance["InstanceType"] if instance else deployment.instance_type,
+        "instance_id": deployment.instance_id,
+        "endpoint": deployment.endpoint,
+        "public_ip": deployment.public_ip,
+        "transport": deployment.transport,
+        "hourly_usd": price.usd_per_hour,
+        "price_source": price.source,
+        "launched_at": launched.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if launched
+        else None,
+        "uptime_seconds": round(uptime) if uptime is not None else None,
+        "cost_since_launch_usd": round(uptime / 3600 * price.usd_per_hour, 4)
+        if uptime is not None
+        else None,
+    }

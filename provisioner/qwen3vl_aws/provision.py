@@ -1,0 +1,195 @@
+"""The apply and destroy flows: Terraform, the API key into Secrets Manager, the deployment record.
+
+Order of ``apply`` (and why):
+
+1. ``plan`` the whole module first (``preview``), so a bad value fails before anything exists and
+   the user confirms a real plan.
+2. ``apply -target=aws_secretsmanager_secret.this``: only the EMPTY secret exists now.
+3. ``put_secret_value`` with boto3: the key goes straight to Secrets Manager and never through
+   Terraform (variables, state, plan, outputs).
+4. The full ``apply``: the instance is created only now, so cloud-init finds a current key version
+   at first boot instead of racing the CLI.
+
+Terraform records each step in its state, so a failure anywhere leaves a consistent state and a
+re-run converges; the deployment is recorded after step 2 so ``destroy`` can clean up a failed run.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .aws import aws_errors
+from .deployment import Deployment, deployment_dir
+from .errors import TerraformError, UsageError
+from .terraform import EventSink, PlanSummary, Terraform
+
+SECRET_ADDRESS = "aws_secretsmanager_secret.this"
+DEFAULT_SSH_USER = "ubuntu"  # the Deep Learning Base AMI (Ubuntu)
+
+
+@dataclass
+class ApplyRequest:
+    """Everything ``apply`` needs to know; validated by ``preflight`` before use."""
+
+    name: str
+    region: str
+    instance_type: str
+    allowed_cidrs: list[str]
+    allow_open: bool = False
+    port: int = 443
+    engine: str = "vllm"
+    model_id: str = "Qwen/Qwen3-VL-8B-Instruct"
+    served_model_name: str = "Qwen/Qwen3-VL-8B-Instruct"
+    engine_args: list[str] = field(default_factory=list)
+    ami_id: str | None = None
+    domain: str = ""
+    ssh_key_name: str | None = None
+    ssh_allowed_cidrs: list[str] = field(default_factory=list)
+    ssh_key_path: str | None = None
+    extra_variables: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transport(self) -> str:
+        return "ssh" if self.ssh_key_name else "ssm"
+
+    def terraform_variables(self) -> dict[str, Any]:
+        """The root module's inputs (nothing secret)."""
+        variables: dict[str, Any] = {
+            "name": self.name,
+            "region": self.region,
+            "instance_type": self.instance_type,
+            "allowed_cidrs": self.allowed_cidrs,
+            "allow_open_ingress": self.allow_open,
+            "port": self.port,
+            "engine": self.engine,
+            "model_id": self.model_id,
+            "served_model_name": self.served_model_name,
+            "engine_args": self.engine_args,
+            "domain": self.domain,
+        }
+        if self.ami_id:
+            variables["ami_id"] = self.ami_id
+        if self.ssh_key_name:
+            variables["ssh_key_name"] = self.ssh_key_name
+            variables["ssh_allowed_cidrs"] = self.ssh_allowed_cidrs
+        variables.update(self.extra_variables)
+        return variables
+
+
+def terraform_for(name: str, executable: str | None = None) -> Terraform:
+    """The Terraform runner of deployment ``name``."""
+    return Terraform(deployment_dir(name), executable=executable)
+
+
+def preview(request: ApplyRequest, tf: Terraform, on_event: EventSink | None = None) -> PlanSummary:
+    """Stage the module, init, and plan everything (creates nothing)."""
+    tf.prepare(request.terraform_variables())
+    return tf.plan(on_event)
+
+
+def secret_has_value(sm_client: Any, secret_arn: str) -> bool:
+    """True when the secret already holds a current (AWSCURRENT) version."""
+    with aws_errors("Reading the API-key secret's versions"):
+        described = sm_client.describe_secret(SecretId=secret_arn)
+    return any(
+        "AWSCURRENT" in stages for stages in described.get("VersionIdsToStages", {}).values()
+    )
+
+
+def store_key(
+    sm_client: Any, secret_arn: str, key_source: Callable[[], str], explicit: bool
+) -> bool:
+    """Write the key as the secret's first version; False when it already had one (kept).
+
+    ``key_source`` is called only when a value is needed, so a generated key is never made in
+    vain and a key read from stdin is read once. A user-supplied key for a secret that already
+    holds one is refused: changing a live key is ``rotate-key``'s job.
+    """
+    if secret_has_value(sm_client, secret_arn):
+        if explicit:
+            raise UsageError(
+                "This deployment already has an API key; --key only sets the first one. Use "
+                "`qwen3vl-aws rotate-key` to change it."
+            )
+        return False
+    with aws_errors("Storing the API key in Secrets Manager"):
+        sm_client.put_secret_value(SecretId=secret_arn, SecretString=key_source())
+    return True
+
+
+def record(request: ApplyRequest, outputs: dict[str, Any], **extra: Any) -> Deployment:
+    """Save what Terraform created as the deployment record (no secrets)."""
+    previous = _load_if_any(request.name)
+    deployment = Deployment(
+        name=request.name,
+        region=request.region,
+        instance_type=request.instance_type,
+        engine=request.engine,
+        instance_id=outputs.get("instance_id"),
+        public_ip=outputs.get("public_ip"),
+        endpoint=outputs.get("endpoint"),
+        port=int(outputs.get("port", request.port)),
+        secret_arn=outputs.get("secret_arn"),
+        transport=request.transport,
+        ssh_user=DEFAULT_SSH_USER if request.ssh_key_name else None,
+        ssh_key_path=request.ssh_key_path,
+        served_model_name=request.served_model_name,
+        launched_at=previous.launched_at if previous else None,
+        extra={**(previous.extra if previous else {}), **extra},
+    )
+    if deployment.instance_id and (
+        previous is None or previous.instance_id != deployment.instance_id
+    ):
+        deployment.launched_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    deployment.save()
+    return deployment
+
+
+def apply(
+    request: ApplyRequest,
+    tf: Terraform,
+    sm_client: Any,
+    key_source: Callable[[], str],
+    *,
+    explicit_key: bool = False,
+    on_event: EventSink | None = None,
+) -> tuple[Deployment, bool]:
+    """Create or update everything (after :func:`preview`); return the record and whether a new
+    key was stored."""
+    tf.apply(on_event, targets=[SECRET_ADDRESS])
+    secret_arn = tf.resources()[SECRET_ADDRESS]["arn"]
+    record(request, {"secret_arn": secret_arn}, complete=False)
+    stored = store_key(sm_client, secret_arn, key_source, explicit_key)
+    tf.apply(on_event)
+    return record(request, tf.outputs(), complete=True), stored
+
+
+def destroy(name: str, tf: Terraform, on_event: EventSink | None = None) -> None:
+    """Destroy every resource of the deployment, then forget it."""
+    if not tf.var_file.is_file():
+        raise UsageError(
+            f"Deployment {name!r} has no Terraform inputs recorded in {tf.deployment_dir}; "
+            "nothing to destroy from here."
+        )
+    tf.prepare()
+    tf.destroy(on_event)
+    left = tf.resources()
+    if left:
+        raise TerraformError(
+            "Terraform still tracks " + ", ".join(sorted(left)) + "; run destroy again."
+        )
+    shutil.rmtree(tf.deployment_dir)
+
+
+def _load_if_any(name: str) -> Deployment | None:
+    from .deployment import load_deployment
+    from .errors import NotDeployedError
+
+    try:
+        return load_deployment(name)
+    except NotDeployedError:
+        return None
