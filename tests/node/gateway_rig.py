@@ -246,9 +246,19 @@ def emulator_env(endpoint: str, scratch: Path) -> dict[str, str]:
 
 @contextmanager
 def run_gateway(
-    root: Path, engine_port: int, served_model_name: str, moto_endpoint: str, initial_key: str
+    root: Path,
+    engine_port: int,
+    served_model_name: str,
+    moto_endpoint: str,
+    initial_key: str | None = None,
+    *,
+    secret_arn: str | None = None,
 ) -> Iterator[Gateway]:
-    """Render, sync ``initial_key`` and start nginx in front of the engine; always stops it."""
+    """Render, sync the key(s) and start nginx in front of the engine; always stops it.
+
+    With ``secret_arn`` (e.g. the secret ``apply`` created in the emulator) the key sync reads
+    that secret as the instance would; otherwise the rig's own secret gets ``initial_key``.
+    """
     require("aws", "pip install awscli (the instance has the AWS CLI v2)")
     require("openssl", "apt-get install openssl")
     gateway = Gateway(
@@ -259,7 +269,12 @@ def run_gateway(
         aws_env=emulator_env(moto_endpoint, root),
     )
     gateway.render()
-    synced = gateway.set_keys(initial_key)
+    if secret_arn:
+        gateway.secret_arn = secret_arn
+        write_deploy_env(root, gateway.settings())
+        synced = gateway.keysync()
+    else:
+        synced = gateway.set_keys(initial_key or generate_key())
     if synced.returncode != 0:
         raise GatewayRigError(f"qwen3vl-keysync failed:\n{synced.stderr}")
     gateway.start()

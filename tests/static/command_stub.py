@@ -3,6 +3,7 @@
 Every call is appended to ``$STUB_LOG`` as one JSON line (``{"argv": [...]}``); what the command
 "did" is remembered as marker files in ``$STUB_STATE``, so a second run sees the first one's
 effects (packages installed, units enabled and active) the way it would on a real machine.
+``$STUB_FAIL`` names one command that fails instead.
 Usage: ``command_stub.py NAME ARG...`` (a tiny wrapper named NAME on PATH execs this).
 """
 
@@ -107,6 +108,9 @@ def main() -> int:
     name, argv = sys.argv[1], sys.argv[2:]
     with open(os.environ["STUB_LOG"], "a") as log:
         log.write(json.dumps({"argv": [name, *argv]}) + "\n")
+    if name == os.environ.get("STUB_FAIL"):
+        print(f"{name}: simulated failure", file=sys.stderr)
+        return 1
     handler = HANDLERS.get(name)
     return handler(argv) if handler else 0
 

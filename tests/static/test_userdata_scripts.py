@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from command_stub import NAMES
+from qwen3vl_aws.instance_status import STAGE_NAMES, BootstrapStatus, parse_status
 from qwen3vl_aws.paths import userdata_dir
 from qwen3vl_aws.versions import pinned_versions
 
@@ -214,9 +215,12 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
     return files
 
 
-def run_bootstrap(root: Path, stubs: Path, log: Path, state: Path) -> list[list[str]]:
+def run_bootstrap(
+    root: Path, stubs: Path, log: Path, state: Path, *, fail: str = ""
+) -> subprocess.CompletedProcess[str]:
     log.write_text("")
     env = {
+        "STUB_FAIL": fail,
         "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
         "QWEN3VL_ROOT": str(root),
         "STUB_LOG": str(log),
@@ -225,25 +229,26 @@ def run_bootstrap(root: Path, stubs: Path, log: Path, state: Path) -> list[list[
         "HOME": str(root),
     }
     bootstrap = root / "opt/qwen3vl/bin/qwen3vl-bootstrap"
-    result = subprocess.run(
+    return subprocess.run(
         [str(bootstrap)], env=env, capture_output=True, text=True, timeout=120, check=False
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return [json.loads(line)["argv"] for line in log.read_text().splitlines()]
+
+
+def calls(log: Path) -> list[str]:
+    return [" ".join(json.loads(line)["argv"]) for line in log.read_text().splitlines()]
+
+
+def read_status(root: Path) -> BootstrapStatus:
+    """status.json through the CLI's own parser (the contract between the two sides)."""
+    return parse_status((root / "var/lib/qwen3vl/status.json").read_text())
 
 
 def assert_all_stages_done(root: Path) -> None:
-    status = json.loads((root / "var/lib/qwen3vl/status.json").read_text())
-    assert [(s["name"], s["state"]) for s in status["stages"]] == [
-        ("packages", "done"),
-        ("model", "done"),
-        ("configure", "done"),
-        ("engine", "done"),
-        ("ready", "done"),
-    ]
-    for stage in status["stages"]:
-        assert stage["started_at"] <= stage["finished_at"]
-    assert status["model_bytes"] == status["model_bytes_total"]
+    status = read_status(root)
+    assert [(s.name, s.state) for s in status.stages] == [(n, "done") for n in STAGE_NAMES]
+    for stage in status.stages:
+        assert stage.started_at <= stage.finished_at
+    assert status.model_bytes == status.model_bytes_total == 4096
 
 
 CHANGING = re.compile(
@@ -258,7 +263,9 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     stubs, log, state = stub_path(tmp_path), tmp_path / "calls.jsonl", tmp_path / "stub-state"
     state.mkdir()
 
-    first = [" ".join(argv) for argv in run_bootstrap(root, stubs, log, state)]
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first = calls(log)
     assert_all_stages_done(root)
     versions = pinned_versions()
     # The first run did the work: packages, the pinned engine, the model, units, services.
@@ -271,7 +278,29 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert (root / "etc/qwen3vl/keys.conf").stat().st_mode & 0o777 == 0o600
     before = snapshot(root)
 
-    second = [" ".join(argv) for argv in run_bootstrap(root, stubs, log, state)]
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    second = calls(log)
     assert_all_stages_done(root)
     assert [c for c in second if CHANGING.match(c)] == []
     assert snapshot(root) == before
+
+
+def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
+    root = tmp_path / "root"
+    install_instance(root, settings(root))
+    stubs, log, state = stub_path(tmp_path), tmp_path / "calls.jsonl", tmp_path / "stub-state"
+    state.mkdir()
+    result = run_bootstrap(root, stubs, log, state, fail="hf")
+    assert result.returncode != 0
+    assert "model" in result.stdout and "the model prefetch failed" in result.stdout
+    status = read_status(root)
+    assert [(s.name, s.state) for s in status.stages] == [
+        ("packages", "done"),
+        ("model", "failed"),
+        ("configure", "pending"),
+        ("engine", "pending"),
+        ("ready", "pending"),
+    ]
+    assert not any(c.startswith("systemctl start") for c in calls(log))
+    assert "bootstrap.log" in {p.name for p in (root / "var/log/qwen3vl").iterdir()}
