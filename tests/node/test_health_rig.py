@@ -145,9 +145,8 @@ def failing(results) -> dict[str, str]:
 
 
 def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path, monkeypatch) -> None:
-    _, clients, channel = waited(gateway, aws_env, tmp_path)
+    _, _, channel = waited(gateway, aws_env, tmp_path)
     monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
-    monkeypatch.setattr("qwen3vl_aws.cli.App.clients", clients)
     result = CliRunner().invoke(cli, ["health", "--key-stdin"], input=KEY, env={"COLUMNS": "200"})
     print(result.output)  # the full table, for the record (pytest -s)
     assert result.exit_code == 0, result.output

@@ -275,7 +275,6 @@ def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) 
     channel, bin_dir = instance
     deployment = pinned_deployment(launch(aws), gateway)
     monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
-    monkeypatch.setattr("qwen3vl_aws.cli.App.clients", aws)
     runner = CliRunner()
     result = runner.invoke(cli, ["health", "--json", "--key-stdin"], input=KEY + "\n")
     assert result.exit_code == 0, result.output

@@ -30,7 +30,12 @@ def schema(command: str) -> dict:
 def validate_output(command: str, output: str) -> dict:
     """Parse a command's ``--json`` stdout and validate it; return the document."""
     doc = json.loads(output)
-    jsonschema.validate(doc, schema(command), cls=jsonschema.Draft202012Validator)
+    jsonschema.validate(
+        doc,
+        schema(command),
+        cls=jsonschema.Draft202012Validator,
+        format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
+    )
     return doc
 
 
@@ -81,7 +86,6 @@ def test_health_json_of_a_stopped_instance(monkeypatch: pytest.MonkeyPatch) -> N
             public_ip="192.0.2.10",
             ssh_user="ubuntu",
         ).save()
-        monkeypatch.setattr("qwen3vl_aws.cli.App.clients", clients)
         key = "sk-qwen-" + "j" * 43
         result = CliRunner().invoke(cli, ["health", "--json", "--key-stdin"], input=key)
     assert result.exit_code == 7
@@ -105,3 +109,48 @@ def test_the_health_schema_rejects_ok_with_a_failing_check() -> None:
         jsonschema.validate(doc, schema("health"), cls=jsonschema.Draft202012Validator)
     doc["ok"] = False
     jsonschema.validate(doc, schema("health"), cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_status_json(stop: bool) -> None:
+    with mock_aws():
+        ec2 = ClientFactory(region="us-east-1").client("ec2")
+        instance_id = ec2.run_instances(
+            ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="g6e.xlarge"
+        )["Instances"][0]["InstanceId"]
+        if stop:
+            ec2.stop_instances(InstanceIds=[instance_id])
+        Deployment(
+            name="qwen3vl",
+            region="us-east-1",
+            instance_type="g6e.xlarge",
+            instance_id=instance_id,
+            endpoint="https://192.0.2.10/v1",
+            public_ip="192.0.2.10",
+        ).save()
+        result = CliRunner().invoke(cli, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = validate_output("status", result.stdout)
+    assert doc["state"] == ("stopped" if stop else "running")
+
+
+def test_the_status_schema_rejects_a_cost_for_a_stopped_instance() -> None:
+    doc = {
+        "name": "qwen3vl",
+        "region": "us-east-1",
+        "state": "stopped",
+        "instance_type": "g5.xlarge",
+        "instance_id": "i-0abc",
+        "endpoint": None,
+        "public_ip": None,
+        "transport": "ssm",
+        "hourly_usd": 1.006,
+        "price_source": "catalog",
+        "launched_at": None,
+        "uptime_seconds": 60,
+        "cost_since_launch_usd": 0.02,
+    }
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
+    doc.update(uptime_seconds=None, cost_since_launch_usd=None)
+    jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)

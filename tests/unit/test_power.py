@@ -15,11 +15,10 @@ from qwen3vl_aws.power import start_instance, stop_instance
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClientFactory]:
+def aws() -> Iterator[ClientFactory]:
+    """moto's EC2; the commands build their own clients for the deployment's region."""
     with mock_aws():
-        factory = ClientFactory(region="us-east-1")
-        monkeypatch.setattr("qwen3vl_aws.cli.App.clients", factory)
-        yield factory
+        yield ClientFactory(region="us-east-1")
 
 
 @pytest.fixture

@@ -269,7 +269,6 @@ def test_wait_command_names_the_stalled_stage(aws, gateway, root, channel, monke
     target = deployment(aws, gateway)
     target.save()
     monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
-    monkeypatch.setattr("qwen3vl_aws.cli.App.clients", aws)
     with ScriptedInstance(root, PROGRESSION[:3]):
         result = CliRunner().invoke(cli, ["wait", "--timeout", "1"])
     assert result.exit_code == 7

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 @pass_app
 def command(app: App, as_json: bool, key_stdin: bool) -> None:
     """Check the instance, its bootstrap, units and GPUs, and the endpoint end to end."""
+    from ..aws import ClientFactory
     from ..channel.factory import channel_for
     from ..deployment import load_deployment
     from ..errors import CheckFailed
@@ -32,9 +33,10 @@ def command(app: App, as_json: bool, key_stdin: bool) -> None:
 
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
     deployment = load_deployment(app.name)
-    channel = channel_for(deployment, app.clients)
+    clients = ClientFactory(region=deployment.region, profile=app.profile)
+    channel = channel_for(deployment, clients)
     results = run_checks(
-        deployment, app.clients, channel, api_key=api_key or current_key(deployment, app.clients)
+        deployment, clients, channel, api_key=api_key or current_key(deployment, clients)
     )
     failed = [r.name for r in results if not r.ok]
     if as_json:

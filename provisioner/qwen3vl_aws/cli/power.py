@@ -24,6 +24,7 @@ def stop(app: App, yes: bool, timeout: float) -> None:
 
     The EBS volume (engine and model weights) and the Elastic IP remain, and are still billed.
     """
+    from ..aws import ClientFactory
     from ..deployment import load_deployment
     from ..power import stop_instance
 
@@ -35,7 +36,8 @@ def stop(app: App, yes: bool, timeout: float) -> None:
             abort=True,
             err=True,
         )
-    change = stop_instance(deployment, app.clients, timeout=timeout)
+    clients = ClientFactory(region=deployment.region, profile=app.profile)
+    change = stop_instance(deployment, clients, timeout=timeout)
     if change.changed:
         app.out.print(f"Stopped {change.instance_id}. Start it again with `qwen3vl-aws start`.")
     else:
@@ -52,16 +54,18 @@ def start(app: App, timeout: float, no_wait: bool) -> None:
     The model loads from the instance's disk (no download); without --no-wait this waits,
     like `qwen3vl-aws wait`, until a one-token chat answers.
     """
+    from ..aws import ClientFactory
     from ..channel.factory import channel_for
     from ..deployment import load_deployment
     from ..power import start_instance
     from ..readiness import wait_until_ready
 
     deployment = load_deployment(app.name)
-    change = start_instance(deployment, app.clients, timeout=timeout)
+    clients = ClientFactory(region=deployment.region, profile=app.profile)
+    change = start_instance(deployment, clients, timeout=timeout)
     verb = "Started" if change.changed else "Already running:"
     app.out.print(f"{verb} {change.instance_id} on {change.public_ip}.")
     if not no_wait:
-        channel = channel_for(deployment, app.clients)
-        wait_until_ready(deployment, app.clients, channel, timeout=timeout, console=app.err)
+        channel = channel_for(deployment, clients)
+        wait_until_ready(deployment, clients, channel, timeout=timeout, console=app.err)
         app.out.print(f"Ready: {deployment.endpoint}")

@@ -22,11 +22,13 @@ def command(app: App, timeout: float) -> None:
     Also fetches the instance's TLS certificate over the command channel and pins it, so every
     later client of this deployment trusts exactly that certificate.
     """
+    from ..aws import ClientFactory
     from ..channel.factory import channel_for
     from ..deployment import load_deployment
     from ..readiness import wait_until_ready
 
     deployment = load_deployment(app.name)
-    channel = channel_for(deployment, app.clients)
-    wait_until_ready(deployment, app.clients, channel, timeout=timeout, console=app.err)
+    clients = ClientFactory(region=deployment.region, profile=app.profile)
+    channel = channel_for(deployment, clients)
+    wait_until_ready(deployment, clients, channel, timeout=timeout, console=app.err)
     app.out.print(f"Ready: {deployment.endpoint} (certificate pinned at {deployment.cert_path})")
