@@ -257,6 +257,7 @@ CHANGING = re.compile(
 )
 
 
+@pytest.mark.slow
 def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     root = tmp_path / "root"
     install_instance(root, settings(root))
@@ -286,6 +287,7 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert snapshot(root) == before
 
 
+@pytest.mark.slow
 def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
     root = tmp_path / "root"
     install_instance(root, settings(root))
@@ -304,3 +306,42 @@ def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
     ]
     assert not any(c.startswith("systemctl start") for c in calls(log))
     assert "bootstrap.log" in {p.name for p in (root / "var/log/qwen3vl").iterdir()}
+
+
+# --- the TLS certificate ------------------------------------------------------------------
+
+
+def certificate(root: Path):
+    from cryptography import x509
+
+    return x509.load_pem_x509_certificate((root / "etc/qwen3vl/tls/cert.pem").read_bytes())
+
+
+def subject_alt_names(root: Path) -> list[str]:
+    from cryptography import x509
+
+    san = certificate(root).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return [str(name.value) for name in san.value]
+
+
+def test_certificate_names_the_elastic_ip_and_keeps_its_key_private(tmp_path: Path):
+    root = render(tmp_path)
+    assert subject_alt_names(root) == ["203.0.113.10"]
+    key = root / "etc/qwen3vl/tls/key.pem"
+    assert key.stat().st_mode & 0o777 == 0o600
+    assert (root / "etc/qwen3vl/tls/cert.pem").stat().st_mode & 0o777 == 0o644
+
+
+def test_certificate_names_the_domain_when_one_is_given(tmp_path: Path):
+    root = render(tmp_path, DOMAIN="llm.example.com")
+    assert subject_alt_names(root) == ["llm.example.com", "203.0.113.10"]
+
+
+def test_certificate_is_kept_across_renders_and_remade_when_the_host_changes(tmp_path: Path):
+    root = render(tmp_path)
+    first = certificate(root).serial_number
+    render(tmp_path)
+    assert certificate(root).serial_number == first  # clients that pinned it keep working
+    render(tmp_path, PUBLIC_HOST="198.51.100.7")
+    assert certificate(root).serial_number != first
+    assert subject_alt_names(root) == ["198.51.100.7"]
