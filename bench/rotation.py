@@ -167,6 +167,9 @@ def secrets_client(endpoint: str):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grace", type=float, default=5.0, help="grace period, seconds")
+    parser.add_argument(
+        "--baseline", type=float, default=10.0, help="seconds of load without rotation first"
+    )
     parser.add_argument("--chat-every", type=int, default=10, help="every Nth request is a chat")
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
@@ -216,46 +219,82 @@ def main() -> None:
                     report=lambda msg: print(f"  {msg}", file=sys.stderr),
                 )
                 old_key = store.current_value()
-                client = LoadClient(
-                    gateway.base_url,
-                    gateway.cert_path,
-                    store.current_value,
-                    served_model_name=vllm.served_model_name,
-                    chat_every=args.chat_every,
-                )
-                run = rotate_under_load(lambda: rotation.rotate(grace=args.grace), client)
+
+                def client() -> LoadClient:
+                    return LoadClient(
+                        gateway.base_url,
+                        gateway.cert_path,
+                        store.current_value,
+                        served_model_name=vllm.served_model_name,
+                        chat_every=args.chat_every,
+                    )
+
+                # The same load for a while without rotating: what a gap normally looks like.
+                baseline = rotate_under_load(lambda: time.sleep(args.baseline), client())
+                run = rotate_under_load(lambda: rotation.rotate(grace=args.grace), client())
                 check = EndpointKeyCheck(gateway.base_url, gateway.cert_path)
-                old_refused = not check.accepts(old_key)
-                new_accepted = check.accepts(store.current_value())
+                after = {
+                    "old_key_refused_after": not check.accepts(old_key),
+                    "new_key_accepted_after": check.accepts(store.current_value()),
+                }
         finally:
             moto.stop()
-    report(run, args.grace, old_refused, new_accepted, as_json=args.json)
-    sys.exit(0 if run.stats.failed == 0 and old_refused and new_accepted else 1)
+    report(baseline, run, {"grace_s": args.grace, **after}, as_json=args.json)
+    sys.exit(0 if run.stats.failed == 0 and all(after.values()) else 1)
 
 
-def report(run: RotationRun, grace: float, old_refused: bool, new_accepted: bool, *, as_json: bool):
+def numbers(run: RotationRun) -> dict[str, float]:
     latencies = sorted(run.stats.latencies_ms) or [0.0]
-    numbers = {
-        "grace_s": grace,
-        "rotation_s": round(run.seconds, 2),
+    return {
+        "seconds": round(run.seconds, 2),
         "sent": run.stats.sent,
-        "sent_during_rotation": run.sent_during,
+        "sent_during": run.sent_during,
         "failed": run.stats.failed,
         "max_gap_ms": round(run.stats.max_gap_ms, 1),
         "p50_ms": round(latencies[len(latencies) // 2], 1),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
-        "old_key_refused_after": old_refused,
-        "new_key_accepted_after": new_accepted,
+    }
+
+
+def report(
+    baseline: RotationRun, run: RotationRun, facts: dict[str, object], *, as_json: bool
+) -> None:
+    """A table (or JSON) of baseline vs rotation, ratios against the baseline, then the line."""
+    base, rot = numbers(baseline), numbers(run)
+    ratios = {
+        name: round(rot[name] / base[name], 2) if base[name] else None
+        for name in ("max_gap_ms", "p50_ms", "p99_ms")
     }
     if as_json:
-        print(json.dumps({**numbers, "failures": run.stats.failures}))
+        print(
+            json.dumps(
+                {
+                    "baseline": base,
+                    "rotation": rot,
+                    "ratio_vs_baseline": ratios,
+                    **facts,
+                    "failures": run.stats.failures,
+                }
+            )
+        )
     else:
         from rich.console import Console
         from rich.table import Table
 
-        table = Table("measure", "value", title="Key rotation under load (node rig)")
-        for name, value in numbers.items():
-            table.add_row(name, str(value))
+        table = Table(
+            "measure",
+            "baseline (no rotation)",
+            "rotation",
+            "ratio",
+            title="Key rotation under load (node rig)",
+        )
+        for name in rot:
+            ratio = ratios.get(name)
+            table.add_row(
+                name, str(base[name]), str(rot[name]), "" if ratio is None else f"{ratio}x"
+            )
+        for name, value in facts.items():
+            table.add_row(name, "", str(value), "")
         Console().print(table)
         for failure in run.stats.failures[:20]:
             print(f"  failed: {failure}")
