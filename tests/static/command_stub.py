@@ -31,10 +31,10 @@ def option_value(argv: list[str], option: str) -> str:
 
 
 def apt_get(argv: list[str]) -> int:
-    if argv[0] == "install":
-        for pkg in argv[1:]:
-            if not pkg.startswith("-"):
-                mark(f"pkg-{pkg}")
+    words = [a for a in argv if not a.startswith("-") and "::" not in a]
+    if words[0] == "install":
+        for pkg in words[1:]:
+            mark(f"pkg-{pkg}")
     return 0
 
 
