@@ -1,0 +1,39 @@
+"""userdata/versions.env: the one source of pinned versions, read the same by bash and Python."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from qwen3vl_aws.errors import Qwen3vlError
+from qwen3vl_aws.paths import userdata_dir
+from qwen3vl_aws.versions import parse_versions, pinned_versions
+
+
+def test_pins_the_contract_versions():
+    versions = pinned_versions()
+    assert versions["VLLM_VERSION"] == "0.32.0"
+    assert {"SGLANG_VERSION", "UV_VERSION", "HF_HUB_VERSION", "PYTHON_VERSION"} <= set(versions)
+
+
+def test_bash_sources_the_same_values():
+    path = userdata_dir() / "versions.env"
+    names = sorted(pinned_versions())
+    script = f"set -eu; source {path}; " + " ".join(f'echo "${{{n}}}";' for n in names)
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert dict(zip(names, out.stdout.split(), strict=True)) == pinned_versions()
+
+
+def test_callers_get_a_copy():
+    pinned_versions()["VLLM_VERSION"] = "changed"
+    assert pinned_versions()["VLLM_VERSION"] == "0.32.0"
+
+
+def test_comments_and_blank_lines_are_skipped():
+    assert parse_versions("# pins\n\nA_VERSION=1.2.3+cpu\n") == {"A_VERSION": "1.2.3+cpu"}
+
+
+@pytest.mark.parametrize("line", ["VLLM_VERSION = 0.32.0", "export X=1", "X=$(reboot)", "x=1"])
+def test_anything_else_is_an_error_naming_the_line(line: str):
+    with pytest.raises(Qwen3vlError, match=r"versions.env:2: expected KEY=version"):
+        parse_versions(f"# pins\n{line}\n")
