@@ -100,6 +100,21 @@ def test_weight_bytes_agree_with_vllm(accounting):
         assert set(counted["weight_bytes_by_dtype"]) == {"bfloat16", "float8_e4m3fn", "float32"}
 
 
+@pytest.mark.parametrize(
+    ("model_id", "tp", "encoder_mode"),
+    [(MODEL_IDS[0], 2, "weights"), (MODEL_IDS[1], 4, "data")],
+)
+def test_one_gpus_share_under_tensor_parallelism_agrees_with_vllm(model_id, tp, encoder_mode):
+    """One process per rank, joined over gloo, each building its shard of the model."""
+    counted = vllm("model", model_dir(model_id), str(tp), encoder_mode)
+    profile = load_profile(model_id)
+    assert (
+        weight_bytes(profile, tp, encoder_data_parallel=encoder_mode == "data")
+        == (counted["weight_bytes"])
+    )
+    assert kv_bytes_per_token(profile, tp) == counted["kv_bytes_per_token"]
+
+
 def test_prefix_caching_and_chunked_prefill_are_what_vllm_recommends(accounting):
     _, counted = accounting
     plan = plan_serving("g6e.xlarge")

@@ -7,6 +7,10 @@
         attention layer's own KV-cache spec) and whether vLLM enables prefix caching and
         chunked prefill for this model by default.
 
+    .venv-vllm/bin/python tests/vllm/vllm_accounting.py model MODEL_DIR TP weights|data
+        The same for tensor-parallel rank 0 of TP ranks (one process per rank, over gloo), with
+        the vision encoder split by weights or replicated for data parallelism.
+
     .venv-vllm/bin/python tests/vllm/vllm_accounting.py flags MODEL_DIR FLAG_SETS_JSON
         Parses every flag set (a JSON list of argument lists) with the parser of `vllm serve`,
         then builds the full engine config from it, as the engine does at start-up. Prints, per
@@ -25,8 +29,11 @@ their shapes and dtypes are created by vLLM's own FP8 method.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
+
+PREFIX = "RESULT "
 
 
 def _engine_args(model_dir: str, flags: list[str]):
@@ -38,46 +45,57 @@ def _engine_args(model_dir: str, flags: list[str]):
     return AsyncEngineArgs.from_cli_args(parser.parse_args(["--model", model_dir, *flags]))
 
 
-def model_accounting(model_dir: str) -> dict:
+def model_accounting(
+    model_dir: str, tp: int = 1, encoder_mode: str = "weights", rank: int = 0, port: int = 0
+) -> dict:
+    """One tensor-parallel rank's view of the model (``tp=1``: the whole model)."""
     import torch
     import vllm.model_executor.layers.quantization.fp8 as fp8
     from vllm.config import set_current_vllm_config
-    from vllm.distributed import init_distributed_environment, initialize_model_parallel
+    from vllm.distributed import (
+        destroy_distributed_environment,
+        destroy_model_parallel,
+        init_distributed_environment,
+        initialize_model_parallel,
+    )
     from vllm.model_executor.model_loader.utils import initialize_model
     from vllm.usage.usage_lib import UsageContext
     from vllm.utils.network_utils import get_open_port
     from vllm.utils.torch_utils import set_default_torch_dtype
 
     fp8.init_fp8_linear_kernel = lambda **_: object()  # see the module docstring
-    args = _engine_args(
-        model_dir, ["--skip-tokenizer-init", "--dtype", "bfloat16", "--max-model-len", "4096"]
-    )
-    config = args.create_engine_config(UsageContext.OPENAI_API_SERVER)
+    flags = ["--skip-tokenizer-init", "--dtype", "bfloat16", "--max-model-len", "4096"]
+    flags += ["--tensor-parallel-size", str(tp), "--mm-encoder-tp-mode", encoder_mode]
+    config = _engine_args(model_dir, flags).create_engine_config(UsageContext.OPENAI_API_SERVER)
+    port = port or get_open_port()
+    os.environ["VLLM_DIST_IDENT"] = str(port)  # what vLLM's CPU worker sets before joining
     with set_current_vllm_config(config):
         init_distributed_environment(
-            world_size=1,
-            rank=0,
-            distributed_init_method=f"tcp://127.0.0.1:{get_open_port()}",
-            local_rank=0,
+            world_size=tp,
+            rank=rank,
+            distributed_init_method=f"tcp://127.0.0.1:{port}",
+            local_rank=rank,
             backend="gloo",
         )
-        initialize_model_parallel(1, 1)
+        initialize_model_parallel(tp, 1)
     with (
         set_current_vllm_config(config),
         set_default_torch_dtype(config.model_config.dtype),
         torch.device("meta"),
     ):
         model = initialize_model(config)
-
-    bytes_by_dtype: Counter[str] = Counter()
-    for param in model.parameters():
-        dtype = str(param.dtype).removeprefix("torch.")
-        bytes_by_dtype[dtype] += param.numel() * param.element_size()
     kv_bytes_per_token = 0
     attention_layers = config.compilation_config.static_forward_context
     for layer in attention_layers.values():
         spec = layer.get_kv_cache_spec(config)
         kv_bytes_per_token += spec.page_size_bytes // spec.block_size
+    destroy_model_parallel()  # releases the CPU communicator's shared memory
+    destroy_distributed_environment()
+
+    bytes_by_dtype: Counter[str] = Counter()
+    for param in model.parameters():
+        dtype = str(param.dtype).removeprefix("torch.")
+        bytes_by_dtype[dtype] += param.numel() * param.element_size()
     return {
         "parameters": sum(p.numel() for p in model.parameters()),
         "weight_bytes": sum(bytes_by_dtype.values()),
@@ -88,6 +106,36 @@ def model_accounting(model_dir: str) -> dict:
         "prefix_caching_default": config.model_config.is_prefix_caching_supported,
         "chunked_prefill_default": config.model_config.is_chunked_prefill_supported,
     }
+
+
+def sharded_accounting(model_dir: str, tp: int, encoder_mode: str) -> dict:
+    """Rank 0's view under tensor parallelism: one process per rank, joined over gloo."""
+    import subprocess
+
+    from vllm.utils.network_utils import get_open_port
+
+    port = str(get_open_port())
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, __file__, "rank", model_dir, str(tp), encoder_mode, str(r), port],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for r in range(tp)
+    ]
+    results = []
+    for process in ranks:
+        out, _ = process.communicate(timeout=600)
+        if process.returncode != 0:
+            raise SystemExit(f"rank process failed with exit code {process.returncode}")
+        results.append(_result(out))
+    if any(r["weight_bytes"] != results[0]["weight_bytes"] for r in results):
+        raise SystemExit(f"ranks disagree: {[r['weight_bytes'] for r in results]}")
+    return results[0]
+
+
+def _result(stdout: str) -> dict:
+    return json.loads(next(line for line in stdout.splitlines() if line.startswith(PREFIX))[7:])
 
 
 def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
@@ -137,15 +185,20 @@ def image_tokens(model_dir: str, flags: list[str], sizes: list[str]) -> dict:
 
 def main(argv: list[str]) -> None:
     command, model_dir, *rest = argv
-    if command == "model":
+    if command == "model" and rest:
+        result = sharded_accounting(model_dir, int(rest[0]), rest[1])
+    elif command == "model":
         result = model_accounting(model_dir)
+    elif command == "rank":
+        tp, encoder_mode, rank, port = rest
+        result = model_accounting(model_dir, int(tp), encoder_mode, int(rank), int(port))
     elif command == "flags":
         result = flag_sets(model_dir, json.loads(rest[0]))
     elif command == "images":
         result = image_tokens(model_dir, json.loads(rest[0]), rest[1:])
     else:
         raise SystemExit(f"unknown command {command!r}")
-    print("RESULT " + json.dumps(result))
+    print(PREFIX + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":
