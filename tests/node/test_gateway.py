@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_rig import Gateway
+from gateway_rig import Gateway, run_script, write_deploy_env
 from qwen3vl_aws.keys import generate_key
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
@@ -300,3 +300,22 @@ def test_keys_match_exactly_and_case_sensitively(gateway: Gateway):
                 assert_openai_error(response, 401, "invalid_api_key")
     finally:
         assert gateway.set_keys(original).returncode == 0
+
+
+# --- the bootstrap's readiness check, against the real engine -----------------------------
+
+
+def test_bootstrap_ready_check_gets_a_real_answer(gateway: Gateway):
+    result = run_script(gateway.root, "qwen3vl-bootstrap", "ready", env={"READY_TIMEOUT": "60"})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_bootstrap_ready_check_fails_when_the_model_name_is_wrong(gateway: Gateway):
+    settings = {**gateway.settings(), "SERVED_MODEL_NAME": "not-the-served-model"}
+    write_deploy_env(gateway.root, settings)
+    try:
+        result = run_script(gateway.root, "qwen3vl-bootstrap", "ready", env={"READY_TIMEOUT": "1"})
+    finally:
+        write_deploy_env(gateway.root, gateway.settings())
+    assert result.returncode == 1
+    assert "the engine did not answer within 1 s" in result.stdout
