@@ -27,7 +27,7 @@ import httpx
 from .aws import ClientFactory, aws_errors
 from .channel.base import CommandChannel
 from .deployment import Deployment
-from .errors import ChannelError, CheckFailed, UsageError
+from .errors import ChannelError, CheckFailed, Qwen3vlError, UsageError
 from .instance_status import (
     ENGINE_UNIT,
     GATEWAY_UNIT,
@@ -414,7 +414,10 @@ def run_checks(
     *,
     api_key: str | None,
 ) -> list[CheckResult]:
-    """Every check in order; later ones are not attempted when what they need failed."""
+    """Every check in order; later ones are not attempted when what they need failed.
+
+    ``api_key`` defaults to the current one in Secrets Manager, read once the endpoint is trusted.
+    """
     results = [check_instance(deployment, clients.client("ec2"))]
     running = results[0].ok
     if deployment.transport == "ssm":
@@ -430,7 +433,7 @@ def run_checks(
             else _not_attempted("channel", "the instance is not running")
         )
     results += _instance_checks(channel, reachable=results[-1].ok)
-    results += _endpoint_checks(deployment, api_key, running=running)
+    results += _endpoint_checks(deployment, clients, api_key, running=running)
     return results
 
 
@@ -456,7 +459,7 @@ def _instance_checks(channel: CommandChannel, *, reachable: bool) -> list[CheckR
 
 
 def _endpoint_checks(
-    deployment: Deployment, api_key: str | None, *, running: bool
+    deployment: Deployment, clients: ClientFactory, api_key: str | None, *, running: bool
 ) -> list[CheckResult]:
     names = ("health", "models", "chat", "image-chat")
     if not running:
@@ -466,8 +469,15 @@ def _endpoint_checks(
         reason = "the endpoint is not trusted (see tls)"
         return [tls, *(_not_attempted(n, reason) for n in names)]
     served = deployment.served_model_name
+    try:  # read only now: a key is never sent to an endpoint that is not trusted
+        api_key = api_key or current_key(deployment, clients)
+    except Qwen3vlError as exc:
+        api_key, key_problem = None, f"no API key to send ({exc})"
     with pinned_client(deployment, api_key) as http:
-        results = [tls, check_health_endpoint(http), check_models(http, served)]
+        results = [tls, check_health_endpoint(http)]
+        if api_key is None:
+            return results + [_not_attempted(n, key_problem) for n in names[1:]]
+        results.append(check_models(http, served))
         if results[-1].detail.endswith(KEY_WRONG):
             return results + [_not_attempted(n, KEY_WRONG) for n in names[2:]]
         results += [check_chat(http, served), check_image_chat(http, served)]

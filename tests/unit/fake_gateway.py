@@ -1,7 +1,7 @@
 """A small HTTPS stand-in for the gateway, for unit tests of the client side of health and wait.
 
 It speaks real TLS with a self-signed certificate for 127.0.0.1 (made here with cryptography, like
-the instance's own), checks the Bearer key like nginx does, and answers the three allowed routes
+the instance's own), checks the Bearer key like nginx does (all but /health), and answers the routes
 like vLLM does. ``engine_up = False`` makes it answer 502, as nginx does with vLLM stopped. The
 real nginx + vLLM pair is exercised by tests/node/test_health_rig.py.
 """
@@ -83,7 +83,8 @@ def _handler(gateway: FakeGateway) -> type[BaseHTTPRequestHandler]:
 
         def _handle(self, body: dict) -> None:
             gateway.requests.append((self.command, self.path, body))
-            if self.headers.get("Authorization") != f"Bearer {gateway.key}":
+            keyed = self.path != "/health"  # like nginx's map: /health is open
+            if keyed and self.headers.get("Authorization") != f"Bearer {gateway.key}":
                 return self._reply(401, {"error": "unauthorized"})
             if not gateway.engine_up:
                 return self._reply(502, {"error": "bad gateway"})

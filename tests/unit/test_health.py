@@ -287,3 +287,21 @@ def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) 
     assert result.exit_code == 7
     assert "1 of 10 checks failed: gpu." in result.output
     assert "nvidia-smi failed" in result.output
+
+
+def test_the_key_comes_from_secrets_manager_once_the_endpoint_is_trusted(
+    aws, instance, gateway
+) -> None:
+    channel, _ = instance
+    secret = aws.client("secretsmanager").create_secret(Name="qwen3vl-key", SecretString=KEY)
+    deployment = pinned_deployment(launch(aws), gateway)
+    deployment.secret_arn = secret["ARN"]
+    assert failing(run_checks(deployment, aws, channel, api_key=None)) == {}
+
+
+def test_an_unreadable_key_skips_only_the_keyed_checks(aws, instance, gateway) -> None:
+    channel, _ = instance
+    deployment = pinned_deployment(launch(aws), gateway)  # its secret does not exist
+    failed = failing(run_checks(deployment, aws, channel, api_key=None))
+    assert set(failed) == {"models", "chat", "image-chat"}
+    assert failed["models"].startswith("not attempted: no API key to send (Reading the current key")

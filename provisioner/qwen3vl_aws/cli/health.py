@@ -28,16 +28,14 @@ def command(app: App, as_json: bool, key_stdin: bool) -> None:
     from ..channel.factory import channel_for
     from ..deployment import load_deployment
     from ..errors import CheckFailed
-    from ..health import current_key, run_checks
+    from ..health import run_checks
     from ..keys import validate_key
 
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
     deployment = load_deployment(app.name)
     clients = ClientFactory(region=deployment.region, profile=app.profile)
     channel = channel_for(deployment, clients)
-    results = run_checks(
-        deployment, clients, channel, api_key=api_key or current_key(deployment, clients)
-    )
+    results = run_checks(deployment, clients, channel, api_key=api_key)
     failed = [r.name for r in results if not r.ok]
     if as_json:
         doc = {
