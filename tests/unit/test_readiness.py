@@ -170,7 +170,7 @@ def test_a_stall_names_the_stage_and_shows_its_log(aws, gateway, root, channel) 
     target = deployment(aws, gateway)
     with ScriptedInstance(root, PROGRESSION[:2]), pytest.raises(Stalled) as caught:
         wait_until_ready(
-            target, aws, channel, timeout=1.0, console=console(), poll_interval=0.02, api_key=KEY
+            target, aws, channel, timeout=2.0, console=console(), poll_interval=0.02, api_key=KEY
         )
     assert caught.value.stage == "model"
     message = str(caught.value)
@@ -186,7 +186,7 @@ def test_an_engine_stall_shows_the_engine_journal(aws, gateway, root, channel) -
     target = deployment(aws, gateway)
     with ScriptedInstance(root, PROGRESSION[:5]), pytest.raises(Stalled) as caught:
         wait_until_ready(
-            target, aws, channel, timeout=1.0, console=console(), poll_interval=0.02, api_key=KEY
+            target, aws, channel, timeout=2.0, console=console(), poll_interval=0.02, api_key=KEY
         )
     assert caught.value.stage == "engine"
     assert "Last lines of the vllm log:" in str(caught.value)
@@ -274,7 +274,7 @@ def test_wait_command_names_the_stalled_stage(aws, gateway, root, channel, monke
     target.save()
     monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
     with ScriptedInstance(root, PROGRESSION[:3]):
-        result = CliRunner().invoke(cli, ["wait", "--timeout", "1"])
+        result = CliRunner().invoke(cli, ["wait", "--timeout", "2"])
     assert result.exit_code == 7
-    assert "Error: Timed out after 1 s: stage 'gateway configured' stalled" in result.stderr
+    assert "Error: Timed out after 2 s: stage 'gateway configured' stalled" in result.stderr
     assert result.stdout == ""
