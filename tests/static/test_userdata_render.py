@@ -70,7 +70,18 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
         "/opt/qwen3vl/share/qwen3vl-gateway.service": source / "share" / "qwen3vl-gateway.service",
     }
-    assert set(files) == {*expected, "/etc/qwen3vl/deploy.env"}
+    expected["/opt/qwen3vl/share/qwen3vl-bootstrap.service"] = (
+        source / "share" / "qwen3vl-bootstrap.service"
+    )
+    boot_unit = (source / "share" / "qwen3vl-bootstrap.service").read_text()
+    assert files["/etc/systemd/system/qwen3vl-bootstrap.service"]["content"] == boot_unit.replace(
+        "@ROOT@", ""
+    )
+    assert set(files) == {
+        *expected,
+        "/etc/qwen3vl/deploy.env",
+        "/etc/systemd/system/qwen3vl-bootstrap.service",
+    }
     for path, origin in expected.items():
         assert files[path]["content"] == origin.read_text(), path
         assert files[path]["permissions"] == ("0755" if "/bin/" in path else "0644")
@@ -88,17 +99,14 @@ def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path)
     ]
 
 
-def test_bootstrap_runs_as_a_transient_unit(rendered: Rendered):
+def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rendered: Rendered):
     runcmd = yaml.safe_load(rendered.text)["runcmd"]
     assert runcmd == [
-        [
-            "systemd-run",
-            "--unit=qwen3vl-bootstrap",
-            "--description=qwen3vl-aws bootstrap",
-            "--property=TimeoutStartSec=infinity",
-            "/opt/qwen3vl/bin/qwen3vl-bootstrap",
-        ]
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "--now", "--no-block", "qwen3vl-bootstrap.service"],
     ]
+    unit = write_files(rendered.text)["/etc/systemd/system/qwen3vl-bootstrap.service"]
+    assert "ExecStart=/opt/qwen3vl/bin/qwen3vl-bootstrap" in unit["content"].splitlines()
 
 
 @pytest.mark.parametrize(

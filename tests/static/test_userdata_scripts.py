@@ -96,6 +96,7 @@ def test_systemd_analyze_verify_accepts_rendered_units(tmp_path: Path):
             "verify",
             str(units / "qwen3vl-engine.service"),
             str(units / "qwen3vl-gateway.service"),
+            str(units / "qwen3vl-bootstrap.service"),
         ],
         capture_output=True,
         text=True,
@@ -275,6 +276,9 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert any(c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct --local-dir") for c in first)
     assert "systemctl start qwen3vl-gateway.service" in first
     assert "systemctl start --no-block qwen3vl-engine.service" in first
+    # Boot: the bootstrap unit and the gateway come back; the engine waits for the bootstrap.
+    enabled = [c.split()[-1] for c in first if c.startswith("systemctl enable")]
+    assert enabled == ["qwen3vl-bootstrap.service", "qwen3vl-gateway.service"]
     assert (root / "etc/qwen3vl/tls/cert.pem").is_file()
     assert (root / "etc/qwen3vl/keys.conf").stat().st_mode & 0o777 == 0o600
     before = snapshot(root)
