@@ -32,7 +32,7 @@ PROMPT_TOKENS = 256  # a typical request: system prompt, question and chat templ
 ANSWER_TOKENS = 512  # a typical answer
 IMAGE_WRAPPER_TOKENS = 2  # <|vision_start|> ... <|vision_end|> around each image
 MIN_FULL_LENGTH_REQUESTS = 2  # the default context leaves room for this many at once
-CONTEXT_STEP = 1024  # default max model lengths are multiples of this
+CONTEXT_STEP = 512  # default max model lengths are multiples of this
 
 DEFAULT_MAX_NUM_SEQS = 256  # vLLM's default for GPUs of this size
 LARGE_GPU_MIB = 40 * 1024  # from here on, prefill chunks are doubled
@@ -40,6 +40,10 @@ SAMPLER_COPIES = 3  # logits, probabilities and the sorted copy top-p/top-k make
 CUDA_GRAPHS_BYTES = GIB // 2  # vLLM counts its CUDA-graph pool inside the budget since v0.21
 RUNTIME_BYTES = GIB // 2  # cuBLAS workspaces and other non-torch allocations
 NCCL_BYTES = GIB // 4  # extra per GPU for NCCL buffers under tensor parallelism
+# vLLM sizes the KV cache from what it measures at start-up, and refuses a --max-model-len the
+# cache cannot hold. The driver reports a little less memory than EC2 advertises, and estimates
+# are estimates: this share of the remaining memory is kept back from the plan's promise.
+KV_MARGIN = 0.05
 
 FULL_HD = (1920, 1080)
 
@@ -52,10 +56,11 @@ class Reserves:
     activations: int
     vision: int
     runtime: int
+    margin: int = 0  # a share of what is left, never promised (see KV_MARGIN)
 
     @property
     def total(self) -> int:
-        return self.weights + self.activations + self.vision + self.runtime
+        return self.weights + self.activations + self.vision + self.runtime + self.margin
 
 
 @dataclass(frozen=True)
@@ -270,7 +275,8 @@ class Budget:
 
     def reserves(self, max_model_len: int) -> Reserves:
         vision = vision_bytes(self.profile, self.encoder_tokens(max_model_len))
-        return replace(self._fixed, vision=vision)
+        left = usable_bytes(self.gpu, self.utilization) - self._fixed.total - vision
+        return replace(self._fixed, vision=vision, margin=max(0, math.ceil(left * KV_MARGIN)))
 
     def kv_tokens(self, max_model_len: int) -> int:
         """KV tokens (whole model) that fit when serving contexts up to ``max_model_len``."""
@@ -506,7 +512,8 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
         f"Reserved per GPU: activations {_gib(r.activations)} "
         f"({s.batched_tokens:,}-token prefill chunks, sampler for {s.num_seqs} sequences), "
         f"vision encoder {_gib(r.vision)} (its profiling peak and output cache), "
-        f"CUDA graphs and runtime {_gib(r.runtime)}.",
+        f"CUDA graphs and runtime {_gib(r.runtime)}, safety margin {_gib(r.margin)} "
+        f"({KV_MARGIN:.0%} of the rest).",
         f"KV cache per token: {t.num_layers} layers x {t.num_kv_heads} KV heads x "
         f"{t.head_dim} dims x 2 (K and V) x 2 bytes = {plan.kv_bytes_per_token:,} bytes"
         + (f" ({per_gpu_kv:,} per GPU)." if s.tp > 1 else "."),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from functools import cache
 from importlib import resources
 
 import boto3
@@ -16,6 +17,7 @@ from qwen3vl_aws.errors import AwsError, UsageError
 from qwen3vl_aws.gpu_specs import catalog_gpu, ec2_gpu, gpu_for
 
 
+@cache
 def moto_instance_types() -> dict:
     """moto's own copy of EC2's DescribeInstanceTypes data."""
     blob = resources.files("moto.ec2.resources").joinpath("instance_types.json.gz").read_bytes()
