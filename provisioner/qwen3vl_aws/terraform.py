@@ -279,19 +279,28 @@ class Terraform:
         _, out = self._run(self._command("output", json=IsFlagged))
         return {name: spec["value"] for name, spec in json.loads(out or "{}").items()}
 
+    def show(self, plan_file: Path | None = None) -> dict[str, Any]:
+        """``terraform show -json`` of the state, or of a saved plan file."""
+        args = [str(plan_file)] if plan_file else []
+        _, out = self._run(self._command("show", *args, json=IsFlagged))
+        return json.loads(out or "{}")
+
     def resources(self) -> dict[str, dict[str, Any]]:
         """Managed resources in the state, by address, with their attribute values."""
-        _, out = self._run(self._command("show", json=IsFlagged))
-        state = json.loads(out or "{}")
-        found: dict[str, dict[str, Any]] = {}
-        modules = [state.get("values", {}).get("root_module", {})]
-        while modules:
-            module = modules.pop()
-            for res in module.get("resources", []):
-                if res.get("mode") == "managed":
-                    found[res["address"]] = res.get("values", {})
-            modules.extend(module.get("child_modules", []))
-        return found
+        return managed_resources(self.show().get("values", {}))
+
+
+def managed_resources(values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Managed resources by address from a ``show -json`` ``values`` (or ``planned_values``)."""
+    found: dict[str, dict[str, Any]] = {}
+    modules = [values.get("root_module", {})]
+    while modules:
+        module = modules.pop()
+        for res in module.get("resources", []):
+            if res.get("mode") == "managed":
+                found[res["address"]] = res.get("values", {})
+        modules.extend(module.get("child_modules", []))
+    return found
 
 
 def summarise_plan(events: Iterable[Event]) -> PlanSummary:
