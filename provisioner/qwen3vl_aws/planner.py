@@ -333,8 +333,8 @@ def plan_serving(
         )
     setups = [Budget(gpu, p, tp, utilization, num_seqs, batched, video) for p in profiles]
     if max_model_len is None:
-        setup = setups[0]
-        length = setup.longest(MIN_FULL_LENGTH_REQUESTS) or setup.longest(1)
+        found = ((s, s.longest(MIN_FULL_LENGTH_REQUESTS) or s.longest(1)) for s in setups)
+        setup, length = next(((s, n) for s, n in found if n), (setups[0], None))
         if length is None:
             raise UsageError(_no_room_message(instance_type, setup))
     else:
@@ -557,7 +557,6 @@ def _alternative(plan: ServingPlan, other: Budget) -> str:
             f"--max-model-len {longest:,} by default (pass --model {other.profile.model_id}, or "
             "ask for a longer --max-model-len and the planner switches)."
         )
-    return (
-        f"FP8 chosen: {other.profile.model_id} (BF16) fits only up to "
-        f"--max-model-len {other.longest(1, step=KV_BLOCK_TOKENS) or 0:,} here."
-    )
+    bf16_longest = other.longest(1, step=KV_BLOCK_TOKENS)
+    fits = f"fits only up to --max-model-len {bf16_longest:,}" if bf16_longest else "does not fit"
+    return f"FP8 chosen: {other.profile.model_id} (BF16) {fits} here."

@@ -373,6 +373,14 @@ def test_video_lifts_the_video_limit_and_costs_vision_memory():
     )
 
 
+def test_when_bf16_has_no_room_at_all_fp8_takes_over_on_l4():
+    with pytest.raises(UsageError):
+        plan_serving("g6.xlarge", model=BF16_MODEL_ID, video=True)
+    plan = plan_serving("g6.xlarge", video=True)
+    assert plan.model_id == FP8_MODEL_ID
+    assert plan.explanation[-1] == f"FP8 chosen: {BF16_MODEL_ID} (BF16) does not fit here."
+
+
 def test_video_on_a_24_gb_gpu_says_to_drop_it():
     plan_serving("g5.xlarge")
     with pytest.raises(UsageError, match="drop --video"):
