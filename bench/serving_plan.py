@@ -33,6 +33,7 @@ from qwen3vl_aws.planner import (
 OLD_MAX_MODEL_LEN = 1024
 OLD_UTILIZATION = 0.95
 OLD_BATCHED_TOKENS = 2048  # vLLM's default for its API server on GPUs under 70 GiB
+TABLE_WIDTH = 110
 
 
 def old_default(instance_type: str) -> dict:
@@ -113,7 +114,9 @@ def print_table(data: list[dict]) -> None:
                 "yes" if side["fits_1080p"] else "no",
                 end_section=label == "default",
             )
-    Console(highlight=False).print(table)
+    console = Console(highlight=False)
+    console.width = max(console.width, TABLE_WIDTH)  # readable in CI logs and narrow terminals
+    console.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
