@@ -145,23 +145,37 @@ def wait_until_ready(
     clock = _Clock(time.monotonic() + timeout, poll_interval)
     labels = stage_labels(deployment)
     display = _Display(console, labels)
-    try:
-        with display.progress:
-            display.start("instance")
-            _wait_instance(deployment, clients, clock)
-            display.done("instance")
-            display.start("channel")
-            _wait_channel(deployment, clients, channel, clock)
-            display.done("channel")
-            _wait_bootstrap(channel, clock, display)
-            display.start("endpoint")
-            pin_certificate(deployment, read_certificate(channel))
-            _wait_endpoint(deployment, api_key or current_key(deployment, clients), clock)
-            display.done("endpoint")
-    except _TimedOut as exc:
-        display.fail(exc.stage)
-        message = _stall_message(exc.stage, labels, timeout, exc.detail, channel)
-        raise Stalled(exc.stage, message) from None
+    with display.progress:
+        try:
+            _follow(deployment, clients, channel, clock, display, api_key)
+            return
+        except _TimedOut as exc:
+            display.fail(exc.stage)  # shown while the display is still live
+            stalled = exc
+    message = _stall_message(stalled.stage, labels, timeout, stalled.detail, channel)
+    raise Stalled(stalled.stage, message)
+
+
+def _follow(
+    deployment: Deployment,
+    clients: ClientFactory,
+    channel: CommandChannel,
+    clock: _Clock,
+    display: _Display,
+    api_key: str | None,
+) -> None:
+    """Each stage in turn; raises :class:`_TimedOut` naming the one the deadline caught."""
+    display.start("instance")
+    _wait_instance(deployment, clients, clock)
+    display.done("instance")
+    display.start("channel")
+    _wait_channel(deployment, clients, channel, clock)
+    display.done("channel")
+    _wait_bootstrap(channel, clock, display)
+    display.start("endpoint")
+    pin_certificate(deployment, read_certificate(channel))
+    _wait_endpoint(deployment, api_key or current_key(deployment, clients), clock)
+    display.done("endpoint")
 
 
 class _TimedOut(Exception):

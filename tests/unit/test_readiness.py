@@ -168,11 +168,13 @@ def test_wait_follows_every_stage_and_pins_the_certificate(aws, gateway, root, c
 
 def test_a_stall_names_the_stage_and_shows_its_log(aws, gateway, root, channel) -> None:
     target = deployment(aws, gateway)
+    out = console()
     with ScriptedInstance(root, PROGRESSION[:2]), pytest.raises(Stalled) as caught:
         wait_until_ready(
-            target, aws, channel, timeout=2.0, console=console(), poll_interval=0.02, api_key=KEY
+            target, aws, channel, timeout=2.0, console=out, poll_interval=0.02, api_key=KEY
         )
     assert caught.value.stage == "model"
+    assert "model downloaded (stalled)" in out.file.getvalue()
     message = str(caught.value)
     assert (
         "stage 'model downloaded' stalled (stage model is running (8.0 GB of 16.0 GB))" in message
