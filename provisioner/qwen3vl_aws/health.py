@@ -27,7 +27,7 @@ import httpx
 from .aws import ClientFactory, aws_errors
 from .channel.base import CommandChannel
 from .deployment import Deployment
-from .errors import ChannelError, CheckFailed, Qwen3vlError, UsageError
+from .errors import AwsError, ChannelError, CheckFailed, Qwen3vlError, UsageError
 from .instance_status import (
     ENGINE_UNIT,
     GATEWAY_UNIT,
@@ -77,9 +77,14 @@ def check_instance(deployment: Deployment, ec2: Any) -> CheckResult:
     name = "instance"
     if not deployment.instance_id:
         return _fail(name, "no instance recorded", "Run `qwen3vl-aws apply`.")
-    with aws_errors("Describing the instance"):
-        reservations = ec2.describe_instances(InstanceIds=[deployment.instance_id])["Reservations"]
-    state = reservations[0]["Instances"][0]["State"]["Name"]
+    try:
+        with aws_errors("Describing the instance"):
+            reservations = ec2.describe_instances(InstanceIds=[deployment.instance_id])
+    except AwsError as exc:
+        if "InvalidInstanceID.NotFound" in str(exc):
+            return _fail(name, f"{deployment.instance_id} no longer exists", "`qwen3vl-aws apply`.")
+        return _fail(name, str(exc), "Check your AWS credentials and region.")
+    state = reservations["Reservations"][0]["Instances"][0]["State"]["Name"]
     detail = f"{deployment.instance_id} {state} ({deployment.instance_type})"
     if state == "running":
         return CheckResult(name, True, detail)
@@ -94,10 +99,13 @@ def check_instance(deployment: Deployment, ec2: Any) -> CheckResult:
 def check_ssm(deployment: Deployment, ssm: Any) -> CheckResult:
     """The SSM agent has registered the instance and pings Online."""
     name = "ssm"
-    with aws_errors("Asking SSM about the instance"):
-        info = ssm.describe_instance_information(
-            Filters=[{"Key": "InstanceIds", "Values": [deployment.instance_id]}]
-        )["InstanceInformationList"]
+    try:
+        with aws_errors("Asking SSM about the instance"):
+            info = ssm.describe_instance_information(
+                Filters=[{"Key": "InstanceIds", "Values": [deployment.instance_id]}]
+            )["InstanceInformationList"]
+    except AwsError as exc:
+        return _fail(name, str(exc), "Your credentials need ssm:DescribeInstanceInformation.")
     if not info:
         return _fail(
             name,

@@ -106,6 +106,11 @@ def test_instance_running_passes_and_stopped_says_start(aws: ClientFactory) -> N
     assert result.hint == "Start it: `qwen3vl-aws start`."
 
 
+def test_a_terminated_and_vanished_instance_is_a_failed_check(aws: ClientFactory) -> None:
+    result = check_instance(deployment_for("i-0123456789abcdef0"), aws.client("ec2"))
+    assert not result.ok and result.detail == "i-0123456789abcdef0 no longer exists"
+
+
 @pytest.fixture
 def ssm() -> Iterator[tuple[object, Stubber]]:
     client = boto3.client(
@@ -128,9 +133,11 @@ def test_ssm_online_connection_lost_and_unregistered(ssm) -> None:
     expect_info(stubber, [{"InstanceId": "i-0abc", "PingStatus": "Online", "AgentVersion": "3.3"}])
     expect_info(stubber, [{"InstanceId": "i-0abc", "PingStatus": "ConnectionLost"}])
     expect_info(stubber, [])
+    stubber.add_client_error("describe_instance_information", "AccessDeniedException", "no")
     deployment = deployment_for("i-0abc")
-    results = [check_ssm(deployment, client) for _ in range(3)]
-    assert [r.ok for r in results] == [True, False, False]
+    results = [check_ssm(deployment, client) for _ in range(4)]
+    assert [r.ok for r in results] == [True, False, False, False]
+    assert results[3].detail.startswith("Asking SSM about the instance: AccessDeniedException")
     assert results[0].detail == "Online (agent 3.3)"
     assert results[1].detail.startswith("ConnectionLost")
     assert "AmazonSSMManagedInstanceCore" in (results[2].hint or "")
