@@ -1,10 +1,13 @@
 """Stop the instance to stop paying for the GPU; start it again later.
 
 What survives a stop: the Elastic IP stays associated with the instance, so the endpoint address
-and the pinned certificate do not change; the EBS root volume keeps the installed engine and the
-model weights, and the units are enabled, so a start loads the model from disk without a download.
-(Caveat: g5/g6/g6e instance-store NVMe is wiped by a stop; the bootstrap keeps its model cache on
-the EBS root for that reason. A cache placed on NVMe would be downloaded again after every start.)
+and the pinned certificate do not change; the EBS root keeps the installed engine, the keys and the
+units. The bootstrap unit runs again at every boot and skips what is already in place.
+
+The NVMe caveat: g5, g6 and g6e instances have instance-store NVMe, and the bootstrap keeps the
+model cache there when it exists (faster loads). A stop wipes instance storage, so the first boot
+after a start downloads the weights again (the ``model`` stage of ``wait`` shows the bytes). Only a
+cache on the EBS root (``CACHE_DIR`` in deploy.env) comes back without a download.
 
 While stopped, only the EBS volume and the Elastic IP are billed, not the instance hours.
 """
