@@ -48,7 +48,13 @@ class LoadStats:
 
 
 class LoadClient:
-    """One thread, one keep-alive HTTPS connection, requests back to back."""
+    """One thread firing requests back to back, never retrying.
+
+    By default every request opens a new TLS connection. With ``keepalive`` one connection is
+    reused; then a graceful nginx reload can close it just as a request is sent ("Server
+    disconnected without sending a response"), the idle-close race HTTP/1.1 leaves to clients
+    (the OpenAI SDK retries it): counted as a failure here, so ``--keepalive`` measures it.
+    """
 
     def __init__(
         self,
@@ -59,11 +65,13 @@ class LoadClient:
         served_model_name: str,
         chat_every: int = 10,
         key_refresh: float = 0.2,
+        keepalive: bool = False,
     ) -> None:
         self._client = httpx.Client(
             base_url=base_url,
             verify=ssl.create_default_context(cafile=str(cert_path)),
             timeout=30.0,
+            limits=httpx.Limits(max_keepalive_connections=1 if keepalive else 0),
         )
         self._current_key = current_key
         self._model = served_model_name
@@ -171,6 +179,9 @@ def main() -> None:
         "--baseline", type=float, default=10.0, help="seconds of load without rotation first"
     )
     parser.add_argument("--chat-every", type=int, default=10, help="every Nth request is a chat")
+    parser.add_argument(
+        "--keepalive", action="store_true", help="reuse one connection (no retry on idle close)"
+    )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
 
@@ -227,6 +238,7 @@ def main() -> None:
                         store.current_value,
                         served_model_name=vllm.served_model_name,
                         chat_every=args.chat_every,
+                        keepalive=args.keepalive,
                     )
 
                 # The same load for a while without rotating: what a gap normally looks like.
@@ -239,7 +251,8 @@ def main() -> None:
                 }
         finally:
             moto.stop()
-    report(baseline, run, {"grace_s": args.grace, **after}, as_json=args.json)
+    facts = {"grace_s": args.grace, "keepalive": args.keepalive, **after}
+    report(baseline, run, facts, as_json=args.json)
     sys.exit(0 if run.stats.failed == 0 and all(after.values()) else 1)
 
 

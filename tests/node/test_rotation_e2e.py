@@ -179,4 +179,9 @@ def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(
                 assert key not in text, f"the {label} key appears in {name}"
         assert new_key in gateway.key_file.read_text()  # the search above would find it
     finally:
-        gateway.set_keys(generate_key())  # leave the shared rig with a known, working key
+        # Leave the shared rig with a known, working key, on a fresh secret: moto's
+        # PutSecretValue after update_secret_version_stage would leave two AWSCURRENT versions.
+        store_client = bench.secrets_client(aws_env)
+        store_client.delete_secret(SecretId=gateway.secret_arn, ForceDeleteWithoutRecovery=True)
+        restored = gateway.set_keys(generate_key())
+        assert restored.returncode == 0, restored.stderr

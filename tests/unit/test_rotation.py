@@ -102,6 +102,22 @@ def test_generated_key_when_none_is_given(world: World):
     assert world.sleeps == []  # --grace 0: no wait at all
 
 
+def test_back_to_back_rotations_each_retire_the_key_before(world: World):
+    first = world.rotation().rotate(NEW, grace=0)
+    third_key = "sk-qwen-" + "t" * 43
+
+    second = world.rotation().rotate(third_key, grace=0)
+
+    labels = world.labels()
+    assert (labels.current, labels.previous, labels.pending) == (
+        second.current,
+        first.current,
+        None,
+    )
+    assert world.store.current_value() == third_key
+    assert world.gateway.accepted == {third_key}
+
+
 def test_the_client_token_is_the_new_version_id(world: World):
     world.gateway.sync_faults[1] = interrupt
     with pytest.raises(KeyboardInterrupt):
