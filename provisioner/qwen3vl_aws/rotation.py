@@ -291,11 +291,10 @@ class Rotation:
         self._report("Rotation finished: only the new key is accepted")
 
     def _undo_started(self, old: str, new: str) -> list[str]:
-        undone = [
-            self._try(f"removed AWSPENDING from version {new}", self._store.drop_pending, new)
+        return [
+            self._try(f"removed AWSPENDING from version {new}", self._store.drop_pending, new),
+            self._resync(old),
         ]
-        undone.append(self._resync(old))
-        return undone
 
     def _undo_promoted(self, old: str, new: str) -> list[str]:
         return [

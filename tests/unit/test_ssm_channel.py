@@ -236,3 +236,12 @@ def test_channel_for_says_what_is_missing():
         channel_for(
             deployment(transport="ssh", ssh_user="ubuntu"), Clients(), accept_host_key="abc"
         )
+
+
+def test_an_unexpected_error_while_waiting_is_a_channel_error(ssm):
+    client, stubber = ssm
+    expect_send(stubber)
+    stubber.add_client_error("get_command_invocation", "AccessDeniedException", "not allowed")
+
+    with pytest.raises(ChannelError, match=r"could not report on command .*AccessDenied"):
+        channel(client).run(SCRIPT, timeout=60)

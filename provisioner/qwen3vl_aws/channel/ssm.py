@@ -114,7 +114,14 @@ class SsmChannel:
                 return last  # the script ran and exited non-zero: a result, not a channel error
             self._cancel(command_id, last)
             raise ChannelError(self._stopped_message(command_id, last, timeout)) from exc
-        return self._ssm.get_command_invocation(CommandId=command_id, InstanceId=self._instance_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise ChannelError(f"Lost contact with SSM waiting for {command_id}: {exc}") from exc
+        try:
+            return self._ssm.get_command_invocation(
+                CommandId=command_id, InstanceId=self._instance_id
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+            raise ChannelError(f"Cannot read the output of {command_id} from SSM: {exc}") from exc
 
     def _cancel(self, command_id: str, last: dict[str, Any]) -> None:
         """Stop a command the waiter gave up on, so it cannot run later by surprise."""
