@@ -1,0 +1,96 @@
+"""Preflight: CIDRs, the caller's public IP, credentials, and where a type is offered."""
+
+from __future__ import annotations
+
+import boto3
+import httpx
+import pytest
+from moto import mock_aws
+from qwen3vl_aws.errors import AwsError, UsageError
+from qwen3vl_aws.preflight import (
+    check_credentials,
+    check_offering,
+    detect_public_ip,
+    host_cidr,
+    open_networks,
+    require_credentials,
+    validate_cidrs,
+)
+
+
+def test_valid_cidrs_are_normalised_and_deduplicated() -> None:
+    assert validate_cidrs(["203.0.113.7/32", " 10.0.0.0/16", "203.0.113.7", "2001:db8::/32"]) == [
+        "203.0.113.7/32",
+        "10.0.0.0/16",
+        "2001:db8::/32",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "message"),
+    [
+        ("10.0.0.1/24", "Did you mean 10.0.0.0/24?"),
+        ("300.1.1.1/32", "is not a valid CIDR"),
+        ("10.0.0.0/33", "is not a valid CIDR"),
+        ("example.com", "is not a valid CIDR"),
+    ],
+)
+def test_malformed_cidrs(cidr: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        validate_cidrs([cidr])
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_whole_internet_only_when_asked(cidr: str) -> None:
+    with pytest.raises(UsageError, match="--allow-anywhere"):
+        validate_cidrs([cidr])
+    assert validate_cidrs([cidr], allow_open=True) == [cidr]
+    assert open_networks(["10.0.0.0/8", cidr]) == [cidr]
+
+
+def test_detect_public_ip_tries_the_next_service() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "first.example":
+            return httpx.Response(503)
+        return httpx.Response(200, text="198.51.100.23\n")
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    urls = ["https://first.example/", "https://second.example/"]
+    assert detect_public_ip(client, urls) == "198.51.100.23"
+    assert host_cidr("198.51.100.23") == "198.51.100.23/32"
+    assert host_cidr("2001:db8::1") == "2001:db8::1/128"
+
+
+def test_detect_public_ip_failure_says_to_pass_allow() -> None:
+    client = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, text="?")))
+    with pytest.raises(UsageError, match="Pass --allow CIDR"):
+        detect_public_ip(client, ["https://echo.example/"])
+
+
+@mock_aws
+def test_offering_in_us_east_1() -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    zones = check_offering(ec2, "g6e.xlarge", "us-east-1")
+    assert zones and all(z.startswith("us-east-1") for z in zones)
+
+
+@mock_aws
+def test_offering_missing_names_the_alternatives() -> None:
+    ec2 = boto3.client("ec2", region_name="ca-central-1")
+    with pytest.raises(UsageError) as info:
+        check_offering(ec2, "g6e.xlarge", "ca-central-1")
+    message = str(info.value)
+    assert "g6e.xlarge is not offered in ca-central-1" in message
+    assert "g5.xlarge" in message and "g6e" not in message.split("Types offered there:")[1]
+
+
+@mock_aws
+def test_credentials_are_checked_with_sts() -> None:
+    identity = check_credentials(boto3.client("sts", region_name="us-east-1"))
+    assert identity.account == "123456789012"
+
+
+def test_no_credentials() -> None:
+    with pytest.raises(AwsError, match="No AWS credentials found"):
+        require_credentials(False)
+    require_credentials(True)
