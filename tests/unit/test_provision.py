@@ -1,0 +1,76 @@
+"""The apply flow's pieces: Terraform inputs, the first key into Secrets Manager, the record."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+from moto import mock_aws
+from qwen3vl_aws.deployment import load_deployment
+from qwen3vl_aws.errors import UsageError
+from qwen3vl_aws.provision import ApplyRequest, record, store_key
+
+KEY = "sk-qwen-" + "a" * 43
+
+
+def _request(**kw) -> ApplyRequest:
+    base = {
+        "name": "demo",
+        "region": "eu-west-1",
+        "instance_type": "g5.2xlarge",
+        "allowed_cidrs": ["203.0.113.7/32"],
+    }
+    return ApplyRequest(**{**base, **kw})
+
+
+def test_terraform_variables_hold_no_key_and_only_what_was_asked() -> None:
+    variables = _request(engine_args=["--max-model-len", "8192"]).terraform_variables()
+    assert variables["instance_type"] == "g5.2xlarge"
+    assert variables["engine_args"] == ["--max-model-len", "8192"]
+    assert "ami_id" not in variables and "ssh_key_name" not in variables
+    assert not any("key" in str(v) for k, v in variables.items() if k != "engine_args")
+
+
+def test_ssh_transport_only_with_a_key_pair() -> None:
+    plain = _request(ssh_allowed_cidrs=["198.51.100.0/24"])
+    assert plain.transport == "ssm" and "ssh_allowed_cidrs" not in plain.terraform_variables()
+    ssh = _request(ssh_key_name="me", ssh_allowed_cidrs=["198.51.100.0/24"], ami_id="ami-12345678")
+    variables = ssh.terraform_variables()
+    assert ssh.transport == "ssh"
+    assert variables["ssh_key_name"] == "me"
+    assert variables["ssh_allowed_cidrs"] == ["198.51.100.0/24"]
+    assert variables["ami_id"] == "ami-12345678"
+
+
+@mock_aws
+def test_store_key_writes_the_first_version_once() -> None:
+    sm = boto3.client("secretsmanager", region_name="eu-west-1")
+    arn = sm.create_secret(Name="qwen3vl/demo/api-key")["ARN"]
+    calls: list[int] = []
+
+    def source() -> str:
+        calls.append(1)
+        return KEY
+
+    assert store_key(sm, arn, source, explicit=False) is True
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == KEY
+    assert store_key(sm, arn, source, explicit=False) is False  # kept, not regenerated
+    assert calls == [1]
+    with pytest.raises(UsageError, match="rotate-key"):
+        store_key(sm, arn, source, explicit=True)
+
+
+def test_record_sets_launch_time_when_the_instance_changes() -> None:
+    first = record(_request(), {"secret_arn": "arn:x"}, complete=False)
+    assert first.launched_at is None and first.extra == {"complete": False}
+    outputs = {
+        "instance_id": "i-1",
+        "public_ip": "198.51.100.9",
+        "endpoint": "https://198.51.100.9/v1",
+        "secret_arn": "arn:x",
+        "port": 443,
+    }
+    second = record(_request(), outputs, complete=True)
+    assert second.launched_at is not None
+    assert load_deployment("demo").endpoint == "https://198.51.100.9/v1"
+    third = record(_request(), outputs, complete=True)
+    assert third.launched_at == second.launched_at
