@@ -198,6 +198,26 @@ def test_memory_adds_up(instance_type):
     assert plan.usable_bytes_per_gpu <= plan.gpu.memory_bytes
 
 
+#: The userdata module's contract for engine_args (terraform/modules/userdata/variables.tf):
+#: one argument per element, no whitespace, quotes, backslashes, $ or backticks, and none of the
+#: flags the bootstrap renders itself.
+ENGINE_ARG = re.compile(r"^[^\s'\\$`]+$")
+RENDERED_BY_BOOTSTRAP = {"--model", "--host", "--port", "--served-model-name", "--api-key"}
+
+
+@pytest.mark.parametrize("instance_type", sorted(instance_types()))
+@pytest.mark.parametrize("video", [False, True])
+def test_flags_fit_the_engine_args_contract(instance_type, video):
+    try:
+        plan = plan_serving(instance_type, video=video)
+    except UsageError:
+        assert video  # only video can leave a type without room (24 GB A10G)
+        return
+    for arg in plan.flags:
+        assert ENGINE_ARG.match(arg), arg
+        assert arg.split("=", 1)[0] not in RENDERED_BY_BOOTSTRAP
+
+
 def test_image_cap_flag_matches_the_largest_image():
     plan = plan_serving("g5.xlarge")
     kwargs = json.loads(flag_values(plan.flags)["--mm-processor-kwargs"])

@@ -45,7 +45,7 @@ _OPTIONS = (
     click.option(
         "--max-model-len",
         type=click.IntRange(min=1),
-        help="Context length in tokens (default: the longest that leaves room for two).",
+        help="Context length in tokens (default: the longest with room for two such requests).",
     ),
     click.option(
         "--gpu-memory-utilization",
