@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import boto3
-from moto import mock_aws
+import pytest
+from botocore.stub import Stubber
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.deployment_status import deployment_status, describe_instance
+from qwen3vl_aws.errors import AwsError
 from qwen3vl_aws.pricing import Price
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
@@ -54,13 +56,20 @@ def test_missing_instance_and_incomplete_apply() -> None:
     assert incomplete["instance_type"] == "g6.xlarge"
 
 
-@mock_aws
 def test_describe_instance_tolerates_a_vanished_instance() -> None:
-    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ec2 = boto3.client(
+        "ec2", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
     assert describe_instance(ec2, None) is None
-    assert describe_instance(ec2, "i-0123456789abcdef0") is None
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0][
-        "InstanceId"
-    ]
-    assert describe_instance(ec2, instance_id)["InstanceId"] == instance_id
+    with Stubber(ec2) as stub:
+        stub.add_client_error("describe_instances", "InvalidInstanceID.NotFound")
+        assert describe_instance(ec2, "i-0123456789abcdef0") is None
+        stub.add_response(
+            "describe_instances",
+            {"Reservations": [{"Instances": [{"InstanceId": "i-0abc"}]}]},
+            {"InstanceIds": ["i-0abc"]},
+        )
+        assert describe_instance(ec2, "i-0abc") == {"InstanceId": "i-0abc"}
+        stub.add_client_error("describe_instances", "UnauthorizedOperation", "not allowed")
+        with pytest.raises(AwsError, match="Describing the instance: UnauthorizedOperation"):
+            describe_instance(ec2, "i-0abc")
