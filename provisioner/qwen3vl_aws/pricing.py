@@ -91,14 +91,16 @@ def pricing_client(profile: str | None = None) -> Any:
     )
 
 
-def hourly_price(instance_type: str, region: str, client: Any | None = None) -> Price:
+def hourly_price(
+    instance_type: str, region: str, client: Any | None = None, profile: str | None = None
+) -> Price:
     """The on-demand price per hour: live when the Pricing API answers, else the catalog's."""
     import botocore.exceptions
 
     fallback = catalog_price(instance_type)  # also validates the type
     if client is None:
         try:
-            client = pricing_client()
+            client = pricing_client(profile)
         except botocore.exceptions.BotoCoreError:  # e.g. an unknown profile: the catalog answers
             return fallback
     return live_price(client, instance_type, region) or fallback

@@ -85,6 +85,16 @@ def terraform_for(name: str, executable: str | None = None) -> Terraform:
     return Terraform(deployment_dir(name), executable=executable)
 
 
+def check_same_region(name: str, region: str) -> None:
+    """Refuse to move a recorded deployment to another region (Terraform would orphan it)."""
+    previous = _load_if_any(name)
+    if previous is not None and previous.region != region:
+        raise UsageError(
+            f"Deployment {name!r} lives in {previous.region}, not {region}. Pass --region "
+            f"{previous.region}, destroy it first, or choose another --name."
+        )
+
+
 def preview(request: ApplyRequest, tf: Terraform, on_event: EventSink | None = None) -> PlanSummary:
     """Stage the module, init, and plan everything (creates nothing)."""
     tf.prepare(request.terraform_variables())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 
 import click
 
@@ -63,27 +64,30 @@ from .serving_opts import serving_options
 def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
     from .. import preflight, pricing, provision
+    from ..catalog import get_instance_type
     from ..keys import generate_key, validate_key
     from ..tfprogress import TerraformProgress
     from .serving_opts import plan_from_options
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
-    instance = _instance_type(opts["instance_type"])
+    instance = get_instance_type(opts["instance_type"])
     allowed = _allowed_cidrs(app, opts["allow"], opts["allow_anywhere"], opts["yes"])
     ssh_allowed = preflight.validate_cidrs(opts["ssh_allow"], what="--ssh-allow")
-    if ssh_allowed and not opts["ssh_key_name"]:
+    if bool(ssh_allowed) != bool(opts["ssh_key_name"]):
         raise click.UsageError(
-            "--ssh-allow needs --ssh-key-name (the EC2 key pair to log in with)."
+            "--ssh-key-name and --ssh-allow go together: the EC2 key pair to log in with, and "
+            "the networks that may reach port 22."
         )
 
     clients = app.clients
     region = clients.region
+    provision.check_same_region(app.name, region)
     preflight.require_credentials(clients.credentials_available())
     identity = preflight.check_credentials(clients.client("sts"))
     zones = preflight.check_offering(clients.client("ec2"), instance.name, region)
     serving = {k: v for k, v in opts.items() if k != "instance_type"}
     plan = plan_from_options(instance.name, clients=clients, **serving)
-    price = pricing.hourly_price(instance.name, region)
+    price = pricing.hourly_price(instance.name, region, profile=app.profile)
 
     request = provision.ApplyRequest(
         name=app.name,
@@ -127,7 +131,12 @@ def command(app: App, **opts) -> None:
     _show_next_steps(app, deployment, waited=not opts["no_wait"])
 
 
-def _key_source(key_arg, yes, generate, validate):
+def _key_source(
+    key_arg: str | None,
+    yes: bool,
+    generate: Callable[[], str],
+    validate: Callable[[str], str],
+) -> tuple[Callable[[], str], bool]:
     """How the first key is obtained: generated, or read from stdin (never from argv)."""
     if key_arg is None:
         return generate, False
@@ -142,12 +151,6 @@ def _key_source(key_arg, yes, generate, validate):
         )
     key = validate(click.get_text_stream("stdin").read())
     return (lambda: key), True
-
-
-def _instance_type(name: str):
-    from ..catalog import get_instance_type
-
-    return get_instance_type(name)
 
 
 def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) -> list[str]:

@@ -22,7 +22,7 @@ def command(app: App, as_json: bool) -> None:
     deployment = load_deployment(app.name)
     clients = ClientFactory(region=deployment.region, profile=app.profile)
     instance = describe_instance(clients.client("ec2"), deployment.instance_id)
-    price = hourly_price(deployment.instance_type, deployment.region)
+    price = hourly_price(deployment.instance_type, deployment.region, profile=app.profile)
     doc = deployment_status(deployment, instance, price)
     if as_json:
         click.echo(json.dumps(doc, indent=2))
