@@ -41,6 +41,7 @@ class LoadStats:
     failed: int = 0
     failures: list[str] = field(default_factory=list)  # "t=+1.234s /v1/models -> 401"
     max_gap_ms: float = 0.0  # longest time between two successful answers
+    max_key_read_ms: float = 0.0  # longest read of AWSCURRENT (part of a gap, not the gateway's)
     latencies_ms: list[float] = field(default_factory=list)
 
     def line(self) -> str:
@@ -96,9 +97,14 @@ class LoadClient:
         started = last_ok = time.monotonic()
         key, key_read_at = self._current_key(), time.monotonic()
         while not self._stop.is_set():
+            read_started = time.monotonic()
+            if read_started - key_read_at >= self._key_refresh:
+                key = self._current_key()
+                key_read_at = time.monotonic()
+                self.stats.max_key_read_ms = max(
+                    self.stats.max_key_read_ms, (key_read_at - read_started) * 1000
+                )
             now = time.monotonic()
-            if now - key_read_at >= self._key_refresh:
-                key, key_read_at = self._current_key(), now
             path, status = self._one(key)
             done = time.monotonic()
             self.stats.sent += 1
@@ -264,6 +270,7 @@ def numbers(run: RotationRun) -> dict[str, float]:
         "sent_during": run.sent_during,
         "failed": run.stats.failed,
         "max_gap_ms": round(run.stats.max_gap_ms, 1),
+        "max_key_read_ms": round(run.stats.max_key_read_ms, 1),
         "p50_ms": round(latencies[len(latencies) // 2], 1),
         "p99_ms": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1),
     }
