@@ -1,0 +1,64 @@
+"""`apply`'s argument handling: everything here fails (or asks) before any AWS call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from qwen3vl_aws import preflight
+from qwen3vl_aws.cli import cli
+
+
+@pytest.fixture
+def no_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+def _apply(*args: str, stdin: str = ""):
+    return CliRunner().invoke(cli, ["apply", *args], input=stdin)
+
+
+def test_key_value_on_argv_is_refused_and_not_echoed(no_credentials: None) -> None:
+    key = "sk-qwen-" + "q" * 40
+    result = _apply("--yes", "--allow", "203.0.113.7/32", "--key", key)
+    assert result.exit_code == 2
+    assert "--key takes only '-'" in result.output
+    assert key not in result.output
+
+
+def test_key_from_stdin_needs_yes(no_credentials: None) -> None:
+    result = _apply("--allow", "203.0.113.7/32", "--key", "-", stdin="sk-qwen-" + "q" * 40)
+    assert result.exit_code == 2
+    assert "add --yes" in result.output
+
+
+@pytest.mark.parametrize("args", [("--ssh-key-name", "me"), ("--ssh-allow", "198.51.100.0/24")])
+def test_ssh_key_pair_and_ssh_cidrs_go_together(no_credentials: None, args: tuple) -> None:
+    result = _apply("--yes", "--allow", "203.0.113.7/32", *args)
+    assert result.exit_code == 2
+    assert "--ssh-key-name and --ssh-allow go together" in result.output
+
+
+def test_open_ingress_warns_then_needs_credentials(no_credentials: None) -> None:
+    result = _apply("--yes", "--allow", "0.0.0.0/0", "--allow-anywhere")
+    assert "lets anyone on the internet reach the endpoint" in result.output
+    assert result.exit_code == 3
+    assert "No AWS credentials found" in result.output
+
+
+def test_detected_ip_is_offered_and_can_be_declined(
+    no_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(preflight, "detect_public_ip", lambda: "198.51.100.23")
+    declined = _apply(stdin="n\n")
+    assert "your public IP is 198.51.100.23/32" in declined.output
+    assert declined.exit_code == 2
+    assert "Pass --allow CIDR" in declined.output
+    accepted = _apply(stdin="y\n")
+    assert accepted.exit_code == 3  # went on to the credentials check
