@@ -14,15 +14,16 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import qwen3vl_aws.channel.factory as factory
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import CommandResult, LocalChannel
+from qwen3vl_aws.channel.base import CommandChannel, CommandResult, LocalChannel
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.keys import generate_key
@@ -104,16 +105,24 @@ def texts_under(root: Path, *, skip: Path) -> dict[str, str]:
     }
 
 
-def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(
-    gateway, vllm_server, aws_env: str, monkeypatch: pytest.MonkeyPatch
-):
+@dataclass
+class Rig:
+    """The rig's gateway recorded as deployment ``qwen3vl``, its secret holding ``old_key``."""
+
+    gateway: object
+    store: SecretStore
+    old_key: str
+    old_version: str
+    use_channel: Callable[[CommandChannel], None]
+
+
+@pytest.fixture
+def rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     # aws_env reset the emulator: give the rig a fresh secret holding a fresh current key
     synced = gateway.set_keys(generate_key())
     assert synced.returncode == 0, synced.stderr
-    old_key = gateway.current_key
-    store = SecretStore(bench.secrets_client(aws_env), gateway.secret_arn)
-    old_version = store.labels().current
-
+    sm = bench.secrets_client(aws_env)
+    store = SecretStore(sm, gateway.secret_arn)
     deployment = Deployment(
         name="qwen3vl",
         region="us-east-1",
@@ -126,9 +135,28 @@ def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(
     )
     deployment.save()
     shutil.copyfile(gateway.cert_path, deployment.cert_path)  # what `wait` pins
-    channel = RecordingChannel(LocalChannel(env=bench.instance_env(gateway)))
-    monkeypatch.setattr(factory, "channel_for", lambda *_args, **_kw: channel)
 
+    def use_channel(channel: CommandChannel) -> None:
+        monkeypatch.setattr(factory, "channel_for", lambda *_args, **_kw: channel)
+
+    try:
+        yield Rig(gateway, store, gateway.current_key, store.labels().current, use_channel)
+    finally:
+        # Leave the shared rig with a known, working key, on a fresh secret: moto's
+        # PutSecretValue after update_secret_version_stage would leave two AWSCURRENT versions.
+        sm.delete_secret(SecretId=gateway.secret_arn, ForceDeleteWithoutRecovery=True)
+        restored = gateway.set_keys(generate_key())
+        assert restored.returncode == 0, restored.stderr
+
+
+def rotate_key(*args: str, stdin: str | None = None):
+    return CliRunner().invoke(cli, ["rotate-key", *args], input=stdin)
+
+
+def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(rig: Rig, vllm_server):
+    gateway, store = rig.gateway, rig.store
+    channel = RecordingChannel(LocalChannel(env=bench.instance_env(gateway)))
+    rig.use_channel(channel)
     client = bench.LoadClient(
         gateway.base_url,
         gateway.cert_path,
@@ -136,52 +164,77 @@ def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(
         served_model_name=vllm_server.served_model_name,
     )
     results = []
-    try:
-        with argv_watch() as argvs:
-            run = bench.rotate_under_load(
-                lambda: results.append(
-                    CliRunner().invoke(cli, ["rotate-key", "--grace", str(GRACE_S)])
-                ),
-                client,
-            )
-        (cli_result,) = results
-        assert cli_result.exit_code == 0, cli_result.output
-        new_key = store.current_value()
-        labels = store.labels()
 
-        # zero failed requests across the rotation, and enough of them to mean something
-        print(run.stats.line(), f"sent_during={run.sent_during} seconds={run.seconds:.1f}")
-        assert run.stats.failed == 0, run.stats.failures[:20]
-        assert run.sent_during >= MIN_REQUESTS
+    with argv_watch() as argvs:
+        run = bench.rotate_under_load(
+            lambda: results.append(rotate_key("--grace", str(GRACE_S))), client
+        )
 
-        # after the grace period: old key refused, new key accepted; labels finished
-        assert new_key != old_key
-        assert (status_with(gateway, old_key), status_with(gateway, new_key)) == (401, 200)
-        assert (labels.pending, labels.previous) == (None, old_version)
-        assert [script.split("qwen3vl-keysync", 1)[1] for script, _ in channel.runs] == [
-            f" --current {old_version} --pending {labels.current}",
-            f" --current {labels.current}",
-        ]
+    (cli_result,) = results
+    assert cli_result.exit_code == 0, cli_result.output
+    new_key = store.current_value()
+    labels = store.labels()
 
-        # the keys appear nowhere: CLI output, scripts sent and their output, the instance's
-        # logs and files (but the key file), vLLM's log, any process's argv during the run
-        places = {
-            "CLI output": cli_result.output,
-            **{f"script {i}": script for i, (script, _) in enumerate(channel.runs)},
-            **{f"output {i}": r.stdout + r.stderr for i, (_, r) in enumerate(channel.runs)},
-            **texts_under(gateway.root, skip=gateway.key_file),
-            "vLLM log": vllm_server.log_path.read_text(errors="replace"),
-            "process argv": "\n".join(argvs),
-        }
-        assert len(argvs) > 10 and any("nginx" in argv for argv in argvs)
-        for name, text in places.items():
-            for label, key in (("old", old_key), ("new", new_key)):
-                assert key not in text, f"the {label} key appears in {name}"
-        assert new_key in gateway.key_file.read_text()  # the search above would find it
-    finally:
-        # Leave the shared rig with a known, working key, on a fresh secret: moto's
-        # PutSecretValue after update_secret_version_stage would leave two AWSCURRENT versions.
-        store_client = bench.secrets_client(aws_env)
-        store_client.delete_secret(SecretId=gateway.secret_arn, ForceDeleteWithoutRecovery=True)
-        restored = gateway.set_keys(generate_key())
-        assert restored.returncode == 0, restored.stderr
+    # zero failed requests across the rotation, and enough of them to mean something
+    print(run.stats.line(), f"sent_during={run.sent_during} seconds={run.seconds:.1f}")
+    assert run.stats.failed == 0, run.stats.failures[:20]
+    assert run.sent_during >= MIN_REQUESTS
+
+    # after the grace period: old key refused, new key accepted; labels finished
+    assert new_key != rig.old_key
+    assert (status_with(gateway, rig.old_key), status_with(gateway, new_key)) == (401, 200)
+    assert (labels.pending, labels.previous) == (None, rig.old_version)
+    assert [script.split("qwen3vl-keysync", 1)[1] for script, _ in channel.runs] == [
+        f" --current {rig.old_version} --pending {labels.current}",
+        f" --current {labels.current}",
+    ]
+
+    # the keys appear nowhere: CLI output, scripts sent and their output, the instance's
+    # logs and files (but the key file), vLLM's log, any process's argv during the run
+    places = {
+        "CLI output": cli_result.output,
+        **{f"script {i}": script for i, (script, _) in enumerate(channel.runs)},
+        **{f"output {i}": r.stdout + r.stderr for i, (_, r) in enumerate(channel.runs)},
+        **texts_under(gateway.root, skip=gateway.key_file),
+        "vLLM log": vllm_server.log_path.read_text(errors="replace"),
+        "process argv": "\n".join(argvs),
+    }
+    assert len(argvs) > 10 and any("nginx" in argv for argv in argvs)
+    for name, text in places.items():
+        for label, key in (("old", rig.old_key), ("new", new_key)):
+            assert key not in text, f"the {label} key appears in {name}"
+    assert new_key in gateway.key_file.read_text()  # the search above would find it
+
+
+class FirstRunBroken:
+    """The instance cannot reach Secrets Manager for the first key sync, then recovers."""
+
+    def __init__(self, gateway) -> None:
+        env = bench.instance_env(gateway)
+        self._broken = LocalChannel(env={**env, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"})
+        self._working = LocalChannel(env=env)
+        self.calls = 0
+
+    def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
+        self.calls += 1
+        channel = self._broken if self.calls == 1 else self._working
+        return channel.run(script, timeout=timeout)
+
+
+def test_a_failing_key_sync_rolls_back_on_the_rig(rig: Rig):
+    pending_key = generate_key()
+    rig.use_channel(FirstRunBroken(rig.gateway))
+
+    result = rotate_key("--grace", "0", "--key", "-", stdin=pending_key)
+
+    assert result.exit_code == 7, result.output
+    assert "while syncing the instance to accept both keys" in result.output
+    assert "Rolled back: removed AWSPENDING from version " in result.output
+    assert "the instance accepts only the current key; the current key works" in result.output
+    assert "NOT DONE" not in result.output and pending_key not in result.output
+    labels = rig.store.labels()
+    assert (labels.current, labels.pending) == (rig.old_version, None)
+    assert (status_with(rig.gateway, rig.old_key), status_with(rig.gateway, pending_key)) == (
+        200,
+        401,
+    )
