@@ -1,12 +1,16 @@
 locals {
-  open_cidrs      = ["0.0.0.0/0", "::/0"]
-  ssh_enabled     = var.ssh_key_name != null && length(var.ssh_allowed_cidrs) > 0
-  ssh_cidrs       = local.ssh_enabled ? var.ssh_allowed_cidrs : []
-  endpoint_cidrs  = toset(var.allowed_cidrs)
-  offered_zones   = sort(data.aws_ec2_instance_type_offerings.zones.locations)
-  vpc_id          = var.vpc_id != null ? var.vpc_id : data.aws_vpc.default[0].id
-  candidate_zones = var.subnet_id == null ? [for s in data.aws_subnet.candidate : s.availability_zone] : []
-  subnet_id       = var.subnet_id != null ? var.subnet_id : [for s in data.aws_subnet.candidate : s.id if s.availability_zone == sort(local.candidate_zones)[0]][0]
+  open_cidrs     = ["0.0.0.0/0", "::/0"]
+  ssh_enabled    = var.ssh_key_name != null && length(var.ssh_allowed_cidrs) > 0
+  ssh_cidrs      = local.ssh_enabled ? var.ssh_allowed_cidrs : []
+  endpoint_cidrs = toset(var.allowed_cidrs)
+  offered_zones  = sort(data.aws_ec2_instance_type_offerings.zones.locations)
+  vpc_id         = coalesce(var.vpc_id, one(data.aws_vpc.default[*].id))
+
+  # Candidate subnets by zone (only zones offering the type); the first zone by name wins, so
+  # the choice is stable from plan to plan.
+  subnets_by_zone = { for s in data.aws_subnet.candidate : s.availability_zone => s.id... }
+  first_zone      = try(sort(keys(local.subnets_by_zone))[0], null)
+  subnet_id       = var.subnet_id != null ? var.subnet_id : sort(local.subnets_by_zone[local.first_zone])[0]
 }
 
 # Zones of the region that actually offer the instance type (GPU types are not in every zone).
