@@ -132,18 +132,26 @@ def store_key(
 
 
 def record(request: ApplyRequest, outputs: dict[str, Any], **extra: Any) -> Deployment:
-    """Save what Terraform created as the deployment record (no secrets)."""
+    """Save what Terraform created as the deployment record (no secrets).
+
+    Values missing from ``outputs`` (a partial record during apply) keep what was recorded
+    before, so a failed re-apply does not make a running instance look gone.
+    """
     previous = _load_if_any(request.name)
+
+    def value(name: str) -> Any:
+        return outputs.get(name, getattr(previous, name) if previous else None)
+
     deployment = Deployment(
         name=request.name,
         region=request.region,
         instance_type=request.instance_type,
         engine=request.engine,
-        instance_id=outputs.get("instance_id"),
-        public_ip=outputs.get("public_ip"),
-        endpoint=outputs.get("endpoint"),
+        instance_id=value("instance_id"),
+        public_ip=value("public_ip"),
+        endpoint=value("endpoint"),
         port=int(outputs.get("port", request.port)),
-        secret_arn=outputs.get("secret_arn"),
+        secret_arn=value("secret_arn"),
         transport=request.transport,
         ssh_user=DEFAULT_SSH_USER if request.ssh_key_name else None,
         ssh_key_path=request.ssh_key_path,

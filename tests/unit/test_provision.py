@@ -82,3 +82,11 @@ def test_a_recorded_deployment_stays_in_its_region() -> None:
     check_same_region("other", "us-east-1")
     with pytest.raises(UsageError, match="lives in eu-west-1, not us-east-1"):
         check_same_region("demo", "us-east-1")
+
+
+def test_partial_record_keeps_what_was_known() -> None:
+    outputs = {"instance_id": "i-1", "public_ip": "198.51.100.9", "secret_arn": "arn:x"}
+    record(_request(), outputs, complete=True)
+    partial = record(_request(), {"secret_arn": "arn:x"}, complete=False)
+    assert partial.instance_id == "i-1" and partial.public_ip == "198.51.100.9"
+    assert partial.extra["complete"] is False
