@@ -4,10 +4,10 @@ What survives a stop: the Elastic IP stays associated with the instance, so the 
 and the pinned certificate do not change; the EBS root keeps the installed engine, the keys and the
 units. The bootstrap unit runs again at every boot and skips what is already in place.
 
-The NVMe caveat: g5, g6 and g6e instances have instance-store NVMe, and the bootstrap keeps the
-model cache there when it exists (faster loads). A stop wipes instance storage, so the first boot
-after a start downloads the weights again (the ``model`` stage of ``wait`` shows the bytes). Only a
-cache on the EBS root (``CACHE_DIR`` in deploy.env) comes back without a download.
+The model cache: by default (``model_cache = "ebs"``) the weights live on the EBS root, so a start
+brings the model back without a download. With ``model_cache = "instance-store"`` they live on the
+instance-store NVMe, which a stop wipes: the first boot after a start downloads them again (the
+``model`` stage of ``wait`` shows the bytes).
 
 While stopped, only the EBS volume and the Elastic IP are billed, not the instance hours.
 """

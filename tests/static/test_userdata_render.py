@@ -123,6 +123,7 @@ def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rende
         ({"secret_arn": "arn:aws:s3:::bucket"}, "secret_arn must be a Secrets Manager"),
         ({"served_model_name": "a'b"}, "served_model_name must be"),
         ({"allowed_media_domains": ["*.example.com"]}, "allowed_media_domains entry"),
+        ({"model_cache": "tmpfs"}, 'model_cache must be "ebs" or "instance-store"'),
     ],
 )
 def test_bad_inputs_fail_with_a_clear_message(

@@ -76,6 +76,24 @@ def render(root: Path, **overrides: str) -> Path:
     return root
 
 
+@pytest.mark.parametrize("model_cache", ["ebs", "instance-store"])
+def test_model_cache_survives_stop_start_on_ebs_unless_instance_store_asked(
+    tmp_path: Path, model_cache: str
+):
+    """The weights live on the root volume by default (a stop/start keeps them); the instance
+    store is used only when asked, and only when the instance has one (this machine has none)."""
+    overrides = {"MODEL_CACHE": model_cache}
+    values = settings(tmp_path, **overrides)
+    del values["CACHE_DIR"]
+    install_instance(tmp_path, values)
+    env = {**os.environ, "QWEN3VL_ROOT": str(tmp_path)}
+    bootstrap = tmp_path / "opt/qwen3vl/bin/qwen3vl-bootstrap"
+    subprocess.run([str(bootstrap), "render"], env=env, check=True, capture_output=True)
+    engine_env = (tmp_path / "etc/qwen3vl/engine.env").read_text()
+    model_dir = tmp_path / "var/cache/qwen3vl/models/Qwen/Qwen3-VL-8B-Instruct"
+    assert f"--model {model_dir} " in engine_env
+
+
 @pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: p.name)
 def test_shellcheck_is_clean(script: Path):
     result = subprocess.run(

@@ -28,6 +28,7 @@ module "userdata" {
   domain                = var.inputs.domain
   port                  = var.inputs.port
   allowed_media_domains = var.inputs.allowed_media_domains
+  model_cache           = var.inputs.model_cache
 }
 
 output "rendered" {
@@ -40,6 +41,7 @@ output "base64gzip" {
 """
 
 DEFAULT_INPUTS: dict[str, object] = {
+    "model_cache": "ebs",
     "deployment_name": "qwen3vl",
     "region": "us-east-1",
     "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:qwen3vl/api-key-AbCdEf",

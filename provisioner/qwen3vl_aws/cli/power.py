@@ -22,8 +22,8 @@ _TIMEOUT = click.option(
 def stop(app: App, yes: bool, timeout: float) -> None:
     """Stop the instance: the endpoint goes offline, GPU hours stop being billed.
 
-    The EBS volume and the Elastic IP remain (and are still billed). A model cache on the
-    instance-store NVMe does not survive: the next start downloads the weights again.
+    The EBS volume and the Elastic IP remain (and are still billed), and with them the model
+    weights, unless the deployment chose to cache them on the instance store (wiped by a stop).
     """
     from ..aws import ClientFactory
     from ..deployment import load_deployment
@@ -52,9 +52,9 @@ def stop(app: App, yes: bool, timeout: float) -> None:
 def start(app: App, timeout: float, no_wait: bool) -> None:
     """Start the stopped instance; the endpoint comes back on the same address.
 
-    The bootstrap runs again at boot (downloading the weights again only if they were cached on
-    instance-store NVMe); without --no-wait this waits, like `qwen3vl-aws wait`, until a
-    one-token chat answers.
+    The bootstrap runs again at boot (downloading the weights again only if the deployment
+    cached them on the instance store); without --no-wait this waits, like `qwen3vl-aws wait`,
+    until a one-token chat answers.
     """
     from ..aws import ClientFactory
     from ..channel.factory import channel_for

@@ -17,6 +17,7 @@ locals {
     DOMAIN                = var.domain
     PORT                  = tostring(var.port)
     ALLOWED_MEDIA_DOMAINS = join(" ", var.allowed_media_domains)
+    MODEL_CACHE           = var.model_cache
   }
   deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 

@@ -122,3 +122,14 @@ variable "allowed_media_domains" {
     error_message = "Each allowed_media_domains entry must be a lowercase DNS name such as upload.wikimedia.org."
   }
 }
+
+variable "model_cache" {
+  description = "Where the model weights are cached: \"ebs\" (default) on the root volume, so a stop/start brings the model back without a download; \"instance-store\" on the NVMe instance store, faster to read but wiped at every stop, so the weights download again after each start."
+  type        = string
+  default     = "ebs"
+
+  validation {
+    condition     = contains(["ebs", "instance-store"], var.model_cache)
+    error_message = "model_cache must be \"ebs\" or \"instance-store\"."
+  }
+}
