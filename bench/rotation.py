@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -191,9 +190,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(REPO_ROOT / "tests" / "node"))
-    from conftest import RIG_INSTANCE_TYPE, TINY_MODEL_SCRIPT, TINY_MODEL_SEED
-    from gateway_rig import run_gateway
+    sys.path.insert(0, str(REPO_ROOT))  # the rig package at the repository's top level
     from moto.server import ThreadedMotoServer
     from qwen3vl_aws.channel.base import LocalChannel
     from qwen3vl_aws.keys import generate_key
@@ -204,17 +201,15 @@ def main() -> None:
         Rotation,
         SecretStore,
     )
-    from vllm_rig import free_port, start_vllm, vllm_python
+
+    from rig.gateway import run_gateway
+    from rig.net import free_port
+    from rig.vllm import RIG_INSTANCE_TYPE, build_tiny_model, start_vllm
 
     plan = plan_serving(RIG_INSTANCE_TYPE)
     with tempfile.TemporaryDirectory(prefix="bench-rotation-") as scratch:
         work = Path(scratch)
-        model_cmd = [str(vllm_python()), str(TINY_MODEL_SCRIPT), str(work / "model")]
-        subprocess.run(
-            [*model_cmd, "--seed", str(TINY_MODEL_SEED)],
-            check=True,
-            capture_output=True,
-        )
+        build_tiny_model(work / "model")
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request lines
         moto_port = free_port()
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)

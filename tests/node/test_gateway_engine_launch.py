@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway_rig import install_instance, run_script
-from vllm_rig import VLLM_VENV, cpu_engine_args, free_port, log_tail, server_env, vllm_python
+
+from rig.gateway import install_instance, run_script
+from rig.net import free_port
+from rig.vllm import VLLM_VENV, cpu_engine_args, log_tail, server_env, vllm_python
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

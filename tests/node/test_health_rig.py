@@ -3,22 +3,18 @@ bootstrap's own certificate, keys from the real keysync) in front of real vLLM s
 Qwen3-VL model. The "instance" is this machine under a scratch ``QWEN3VL_ROOT``, reached through
 :class:`LocalChannel`; its EC2 record is in moto.
 
-systemd and a GPU are not here: ``systemctl`` is a stand-in that reports a unit active exactly when
-its process answers on its port (read from the rig's deploy.env), and ``nvidia-smi`` prints a
-recorded A10G line. The bootstrap's ``all`` mode installs packages and cannot run here, so the
+systemd and a GPU are not here: ``systemctl`` and ``nvidia-smi`` are the rig's stand-ins
+(rig/standins.py). The bootstrap's ``all`` mode installs packages and cannot run here, so the
 status file is written as its ``status`` helper writes it after a completed run.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from gateway_rig import Gateway, GatewayRigError, free_port, run_gateway
 from qwen3vl_aws.aws import ClientFactory
 from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.cli import cli
@@ -27,50 +23,12 @@ from qwen3vl_aws.health import CHECK_NAMES, run_checks
 from qwen3vl_aws.instance_status import STATUS_FILE
 from qwen3vl_aws.readiness import wait_until_ready
 
+from rig.gateway import Gateway, GatewayRigError, free_port, run_gateway
+from rig.standins import finished_status, install_standins, rig_env
+
 pytestmark = [pytest.mark.slow, pytest.mark.node]
 
 KEY = "sk-qwen-health-rig-" + "h" * 32
-STAGES = ("packages", "model", "configure", "engine", "ready")
-
-SYSTEMCTL = """#!/bin/bash
-# systemctl stand-in: `show` reports a unit active when its process answers on its port.
-set -u
-source "$QWEN3VL_ROOT/etc/qwen3vl/deploy.env"
-[[ $1 == show ]] || { echo "stand-in supports only show" >&2; exit 1; }
-unit() {
-  local state=failed sub=failed result=exit-code
-  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
-    state=active sub=running result=success
-  fi
-  printf 'Id=%s\\nLoadState=loaded\\nActiveState=%s\\nSubState=%s\\nResult=%s\\nNRestarts=0\\n' \\
-    "$1" "$state" "$sub" "$result"
-}
-unit qwen3vl-engine.service "$ENGINE_PORT"
-echo
-unit qwen3vl-gateway.service "$PORT"
-"""
-NVIDIA_SMI = "#!/bin/bash\necho 'NVIDIA A10G, 17210, 23028, 3'\n"
-
-
-def finished_status() -> str:
-    """status.json after a completed bootstrap, in the shape its ``status`` helper writes."""
-    stages = [
-        {
-            "name": name,
-            "state": "done",
-            "started_at": f"2026-11-24T10:0{i}:00Z",
-            "finished_at": f"2026-11-24T10:0{i}:30Z",
-        }
-        for i, name in enumerate(STAGES)
-    ]
-    return json.dumps(
-        {
-            "stages": stages,
-            "model_bytes": 17_000_000_000,
-            "model_bytes_total": 17_000_000_000,
-            "updated_at": "2026-11-24T10:04:30Z",
-        }
-    )
 
 
 def start_rig(root: Path, engine_port: int, served: str, moto: str) -> Iterator[Gateway]:
@@ -99,13 +57,8 @@ def gateway_engine_down(vllm_server, moto_server, tmp_path_factory) -> Iterator[
 
 
 def channel_for_rig(gateway: Gateway, tmp_path: Path) -> LocalChannel:
-    bin_dir = tmp_path / "stand-ins"
-    bin_dir.mkdir(exist_ok=True)
-    for name, text in (("systemctl", SYSTEMCTL), ("nvidia-smi", NVIDIA_SMI)):
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    env = dict(os.environ, QWEN3VL_ROOT=str(gateway.root), PATH=f"{bin_dir}:{os.environ['PATH']}")
-    return LocalChannel(env=env)
+    bin_dir = install_standins(tmp_path / "stand-ins")
+    return LocalChannel(env=rig_env(gateway.root, bin_dir))
 
 
 def deployment_of(gateway: Gateway, aws_env: str) -> tuple[Deployment, ClientFactory]:

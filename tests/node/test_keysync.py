@@ -11,8 +11,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from gateway_rig import SECRET_NAME, Gateway, GatewayRigError, emulator_env, require
 from qwen3vl_aws.keys import generate_key
+
+from rig.gateway import SECRET_NAME, Gateway, GatewayRigError, emulator_env, require
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from qwen3vl_aws.channel.ssh import SshChannel, console_fingerprints
 from qwen3vl_aws.errors import ChannelError
-from vllm_rig import free_port
+
+from rig.net import free_port
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
-from vllm_rig import CPU_KV_CACHE_BYTES, VllmServer, cpu_engine_args
+
+from rig.vllm import CPU_KV_CACHE_BYTES, VllmServer, cpu_engine_args
 
 if TYPE_CHECKING:
     from openai import OpenAI

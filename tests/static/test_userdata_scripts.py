@@ -19,8 +19,7 @@ from qwen3vl_aws.instance_status import STAGE_NAMES, BootstrapStatus, parse_stat
 from qwen3vl_aws.paths import userdata_dir
 from qwen3vl_aws.versions import pinned_versions
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
-from gateway_rig import install_instance
+from rig.gateway import install_instance
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "command_stub.py"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,9 @@ from qwen3vl_aws.planner import (
 )
 from qwen3vl_aws.versions import pinned_versions
 
-TESTS = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(TESTS / "node"))
-from vllm_rig import VllmRigError, vllm_python  # noqa: E402
+from rig.vllm import VllmRigError, build_tiny_model, vllm_python
 
 ACCOUNTING = Path(__file__).resolve().parent / "vllm_accounting.py"
-TINY_MODEL = TESTS / "node" / "tiny_model.py"
 
 pytestmark = pytest.mark.slow
 
@@ -181,17 +177,10 @@ def test_a_bad_flag_is_refused_by_the_same_check():
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
     """The node rig's tiny Qwen3-VL (same patching and preprocessor, with a tokenizer)."""
-    out = tmp_path_factory.mktemp("tiny-qwen3-vl")
-    result = subprocess.run(
-        [str(python()), str(TINY_MODEL), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(f"building the tiny model failed:\n{result.stderr[-4000:]}", pytrace=False)
-    return str(out)
+    try:
+        return str(build_tiny_model(tmp_path_factory.mktemp("tiny-qwen3-vl")))
+    except VllmRigError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.mark.parametrize("instance_type", ["g5.xlarge", "g6e.48xlarge"])

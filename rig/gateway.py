@@ -21,9 +21,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from qwen3vl_aws.keys import generate_key
 from qwen3vl_aws.paths import userdata_dir
+
+from .net import free_port
 
 #: Instance path -> path under userdata/ (what the cloud-config's write_files installs).
 INSTANCE_FILES = {
@@ -83,12 +84,6 @@ def run_script(root: Path, name: str, *args: str, env: Mapping[str, str] | None 
         timeout=120,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -283,23 +278,3 @@ def run_gateway(
         yield gateway
     finally:
         gateway.stop()
-
-
-@pytest.fixture(scope="session")
-def gateway(
-    vllm_server, moto_server: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Gateway]:
-    """Real nginx with the rendered gateway config in front of ``vllm_server``, over TLS with
-    the certificate the bootstrap made, the key file written by the real key sync script.
-
-    Has ``base_url``, ``cert_path``, ``key_file``, ``current_key`` and ``set_keys(current,
-    pending=None)`` (puts the key(s) in the emulator's secret and runs qwen3vl-keysync).
-    """
-    root = tmp_path_factory.mktemp("instance-root")
-    try:
-        with run_gateway(
-            root, vllm_server.port, vllm_server.served_model_name, moto_server, generate_key()
-        ) as running:
-            yield running
-    except GatewayRigError as exc:
-        pytest.fail(str(exc), pytrace=False)

@@ -1,13 +1,13 @@
 """Build a tiny, randomly initialised Qwen3-VL model directory that vLLM can serve on a CPU.
 
-The config is the real Qwen3-VL-8B-Instruct one (tests/fixtures) scaled down, so vLLM takes the
-same code path (Qwen3VLForConditionalGeneration, interleaved M-RoPE, DeepStack, the Qwen2-VL image
-processor) as on the instance. The tokenizer is a byte-level BPE trained here with the `tokenizers`
-library on a fixed corpus, plus the Qwen special tokens; nothing is downloaded. The output is
-deterministic for a given seed.
+The config is the real Qwen3-VL-8B-Instruct one (the planner's model profile) scaled down, so
+vLLM takes the same code path (Qwen3VLForConditionalGeneration, interleaved M-RoPE, DeepStack, the
+Qwen2-VL image processor) as on the instance. The tokenizer is a byte-level BPE trained here with
+the `tokenizers` library on a fixed corpus, plus the Qwen special tokens; nothing is downloaded.
+The output is deterministic for a given seed.
 
 Needs torch and transformers, so it runs with the vLLM venv's python:
-    .venv-vllm/bin/python tests/node/tiny_model.py OUT_DIR [--seed N]
+    .venv-vllm/bin/python rig/tiny_model.py OUT_DIR [--seed N]
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REFERENCE_DIR = HERE.parent / "fixtures" / "qwen3-vl-8b-instruct"
+# The public checkpoint's config (the copy the planner ships; the vLLM venv lacks qwen3vl_aws).
+REFERENCE_DIR = HERE.parent / "provisioner/qwen3vl_aws/data/models/Qwen3-VL-8B-Instruct"
 CHAT_TEMPLATE = HERE / "qwen3_vl_chat_template.jinja"
 
 # Qwen's added tokens in their upstream order; True marks the special ones (skipped on decode).

@@ -1,4 +1,4 @@
-"""Run a real vLLM OpenAI server (the CPU build, in its own venv) for the node tests.
+"""Run a real vLLM OpenAI server (the CPU build, in its own venv) for the node tests and the demo.
 
 The engine flags are the ones the instance's unit renders; `cpu_engine_args` swaps the GPU-only
 ones for CPU equivalents, so the rest (max model length, media limits, allowed domains, ...) is
@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -20,9 +19,13 @@ from pathlib import Path
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 VLLM_VENV = Path(os.environ.get("QWEN3VL_VLLM_VENV", REPO_ROOT / ".venv-vllm"))
 SETUP_SCRIPT = REPO_ROOT / "scripts" / "setup-vllm-cpu.sh"
+TINY_MODEL_SCRIPT = Path(__file__).resolve().parent / "tiny_model.py"
+TINY_MODEL_SEED = 0
+#: The instance type whose serving plan gives the flags the rig's server runs with.
+RIG_INSTANCE_TYPE = "g5.xlarge"
 
 #: KV cache for the tiny model on CPU (replaces --gpu-memory-utilization).
 CPU_KV_CACHE_BYTES = "64M"
@@ -69,13 +72,6 @@ class VllmRigError(RuntimeError):
     """The vLLM venv is missing or the server did not become healthy."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def vllm_bin() -> Path:
     """The `vllm` executable of the CPU venv; fails with how to create it."""
     exe = VLLM_VENV / "bin" / "vllm"
@@ -91,6 +87,20 @@ def vllm_python() -> Path:
     """The python of the CPU venv (has torch, transformers, tokenizers, safetensors)."""
     vllm_bin()
     return VLLM_VENV / "bin" / "python"
+
+
+def build_tiny_model(out_dir: Path, seed: int = TINY_MODEL_SEED) -> Path:
+    """Build the tiny random Qwen3-VL model into ``out_dir`` (with the vLLM venv's python)."""
+    result = subprocess.run(
+        [str(vllm_python()), str(TINY_MODEL_SCRIPT), str(out_dir), "--seed", str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise VllmRigError(f"building the tiny model failed:\n{result.stderr[-4000:]}")
+    return Path(out_dir)
 
 
 def cpu_engine_args(args: Sequence[str]) -> list[str]:

@@ -1,0 +1,72 @@
+"""Stand-ins for what this machine lacks: systemd (``systemctl``) and a GPU (``nvidia-smi``).
+
+``systemctl show`` reports a unit active exactly when its process answers on its port (read from
+the rig's deploy.env); ``nvidia-smi`` prints a recorded A10G line. They are put first on the PATH
+of the command channel that reaches the rig, so the CLI's instance checks run unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+SYSTEMCTL = """#!/bin/bash
+# systemctl stand-in: `show` reports a unit active when its process answers on its port.
+set -u
+source "$QWEN3VL_ROOT/etc/qwen3vl/deploy.env"
+[[ $1 == show ]] || { echo "stand-in supports only show" >&2; exit 1; }
+unit() {
+  local state=failed sub=failed result=exit-code
+  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+    state=active sub=running result=success
+  fi
+  printf 'Id=%s\\nLoadState=loaded\\nActiveState=%s\\nSubState=%s\\nResult=%s\\nNRestarts=0\\n' \\
+    "$1" "$state" "$sub" "$result"
+}
+unit qwen3vl-engine.service "$ENGINE_PORT"
+echo
+unit qwen3vl-gateway.service "$PORT"
+"""
+NVIDIA_SMI = "#!/bin/bash\necho 'NVIDIA A10G, 17210, 23028, 3'\n"
+STAGES = ("packages", "model", "configure", "engine", "ready")
+#: Per stage (started_at, finished_at) of a recorded completed bootstrap.
+RECORDED_TIMES = tuple(
+    (f"2026-11-24T10:0{i}:00Z", f"2026-11-24T10:0{i}:30Z") for i in range(len(STAGES))
+)
+
+
+def install_standins(bin_dir: Path) -> Path:
+    """Write the ``systemctl`` and ``nvidia-smi`` stand-ins into ``bin_dir``; return it."""
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (("systemctl", SYSTEMCTL), ("nvidia-smi", NVIDIA_SMI)):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return bin_dir
+
+
+def rig_env(root: Path, bin_dir: Path) -> dict[str, str]:
+    """Environment of a command run "on the instance": its root prefix, stand-ins first."""
+    return dict(os.environ, QWEN3VL_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}")
+
+
+def finished_status(
+    times: Sequence[tuple[str, str]] = RECORDED_TIMES, model_bytes: int = 17_000_000_000
+) -> str:
+    """status.json after a completed bootstrap, in the shape its ``status`` helper writes.
+
+    The bootstrap's ``all`` mode installs packages and starts units, which cannot run here.
+    """
+    stages = [
+        {"name": name, "state": "done", "started_at": start, "finished_at": end}
+        for name, (start, end) in zip(STAGES, times, strict=True)
+    ]
+    return json.dumps(
+        {
+            "stages": stages,
+            "model_bytes": model_bytes,
+            "model_bytes_total": model_bytes,
+            "updated_at": times[-1][1],
+        }
+    )
