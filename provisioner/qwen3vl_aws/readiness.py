@@ -55,7 +55,9 @@ class Stalled(CheckFailed):
 def stage_labels(deployment: Deployment) -> dict[str, str]:
     """Stage key -> what the display calls it."""
     engine = "vLLM" if deployment.engine == "vllm" else "SGLang"
-    channel = "SSM online" if deployment.transport == "ssm" else "SSH answering"
+    channel = {"ssm": "SSM online", "local": "local commands answering"}.get(
+        deployment.transport, "SSH answering"
+    )
     return {
         "instance": "instance running",
         "channel": channel,
