@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from conftest import MOTO_DLAMI, Emulator, nothing_created
 
-pytestmark = pytest.mark.slow  # each case runs the CLI in a subprocess (~3 s)
+pytestmark = pytest.mark.slow  # each case runs the CLI in a subprocess against moto (1-3 s)
 
 APPLY = ("apply", "--yes", "--no-wait", "--ami-id", MOTO_DLAMI)
 

@@ -1,5 +1,9 @@
-"""The AMI lookups of the root module (apply's tests pass --ami-id because moto has no DLAMI SSM
-parameter): both paths resolve against images and parameters that exist in the emulator."""
+"""Root-module variants checked by planning against the emulator (no apply needed).
+
+The AMI lookups (apply's tests pass --ami-id because moto has no DLAMI SSM parameter) resolve
+against images and parameters that exist in the emulator; the SSH option opens port 22 only to
+the CIDRs given and sets the key pair.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +16,16 @@ pytestmark = pytest.mark.slow
 BASE = {"name": "amitest", "region": "us-east-1", "allowed_cidrs": ["203.0.113.7/32"]}
 
 
-def _planned_ami(tmp_path, variables: dict) -> str:
+def _planned(tmp_path, variables: dict) -> dict[str, dict]:
     tf = Terraform(tmp_path / "deployment")
     tf.prepare({**BASE, **variables})
-    plan_file = tmp_path / "ami.tfplan"
+    plan_file = tmp_path / "variant.tfplan"
     tf.plan(out=plan_file)
-    planned = managed_resources(tf.show(plan_file)["planned_values"])
-    return planned["aws_instance.this"]["ami"]
+    return managed_resources(tf.show(plan_file)["planned_values"])
+
+
+def _planned_ami(tmp_path, variables: dict) -> str:
+    return _planned(tmp_path, variables)["aws_instance.this"]["ami"]
 
 
 def test_owner_filtered_lookup_finds_the_newest_matching_image(
@@ -38,3 +45,30 @@ def test_ssm_parameter_lookup_reads_the_ami_id(in_emulator: Emulator, tmp_path) 
     parameter = "/qwen3vl-test/dlami/ami-id"
     in_emulator.client("ssm").put_parameter(Name=parameter, Value=MOTO_DLAMI, Type="String")
     assert _planned_ami(tmp_path, {"ami_ssm_parameter": parameter}) == MOTO_DLAMI
+
+
+def test_ssh_option_opens_port_22_to_the_given_cidrs_only(in_emulator: Emulator, tmp_path) -> None:
+    variables = {
+        "ami_id": MOTO_DLAMI,
+        "ssh_key_name": "operator",
+        "ssh_allowed_cidrs": ["198.51.100.0/24"],
+    }
+    planned = _planned(tmp_path, variables)
+    assert planned["aws_instance.this"]["key_name"] == "operator"
+    ssh_rules = {
+        k: v for k, v in planned.items() if k.startswith("aws_vpc_security_group_ingress_rule.ssh")
+    }
+    assert [(r["from_port"], r["to_port"], r["cidr_ipv4"]) for r in ssh_rules.values()] == [
+        (22, 22, "198.51.100.0/24")
+    ]
+
+
+def test_no_ssh_ingress_by_default(in_emulator: Emulator, tmp_path) -> None:
+    planned = _planned(tmp_path, {"ami_id": MOTO_DLAMI})
+    assert planned["aws_instance.this"].get("key_name") in (None, "")
+    ports = {
+        r["from_port"]
+        for k, r in planned.items()
+        if k.startswith("aws_vpc_security_group_ingress_rule.")
+    }
+    assert ports == {443}
