@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MOTO_DLAMI, Emulator, created_resources, nothing_created
+from aws_emulator import MOTO_DLAMI, Emulator, created_resources, nothing_created
 from qwen3vl_aws.terraform import Terraform
 
 pytestmark = pytest.mark.slow

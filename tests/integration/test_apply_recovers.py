@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import MOTO_DLAMI, Emulator, created_resources
+from aws_emulator import MOTO_DLAMI, Emulator, created_resources
 from qwen3vl_aws.terraform import Terraform
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ These fail in the CLI's preflight (before Terraform), so they run quickly agains
 from __future__ import annotations
 
 import pytest
-from conftest import MOTO_DLAMI, Emulator, nothing_created
+from aws_emulator import MOTO_DLAMI, Emulator, nothing_created
 
 pytestmark = pytest.mark.slow  # each case runs the CLI in a subprocess against moto (1-3 s)
 

@@ -8,7 +8,7 @@ the CIDRs given and sets the key pair.
 from __future__ import annotations
 
 import pytest
-from conftest import MOTO_DLAMI, MOTO_DLAMI_NAME, MOTO_DLAMI_OWNER, Emulator
+from aws_emulator import MOTO_DLAMI, MOTO_DLAMI_NAME, MOTO_DLAMI_OWNER, Emulator
 from qwen3vl_aws.terraform import Terraform, managed_resources
 
 pytestmark = pytest.mark.slow
