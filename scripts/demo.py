@@ -1,0 +1,470 @@
+#!/usr/bin/env python3
+"""``make demo``: the whole toolkit on this machine, with no AWS account.
+
+An AWS emulator (moto) stands in for AWS; the real ``qwen3vl-aws apply`` creates the deployment
+in it with real Terraform; the instance's pieces then run here for real from the user-data apply
+gave the instance (the bootstrap's render stage, the key sync against the secret apply filled,
+nginx with the rendered gateway config, vLLM's CPU build serving a tiny random Qwen3-VL model);
+``wait``, ``health``, ``key``, chat requests over TLS verified against the pinned certificate,
+``rotate-key`` and ``destroy`` follow. Everything it starts is stopped on exit, Ctrl-C included.
+
+    .venv/bin/python scripts/demo.py [--state-dir .demo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))  # the rig package lives at the repository's top level
+
+REGION = "us-east-1"
+NAME = "qwen3vl"
+# An Ubuntu Deep Learning AMI from moto's built-in catalog: the emulator has no DLAMI SSM
+# parameter for apply to look up, so it gets the AMI id.
+EMULATOR_AMI = "ami-dca37ea5"
+CLI = Path(sys.executable).parent / "qwen3vl-aws"
+CLI_TIMEOUT_S = 900.0
+VLLM_TIMEOUT_S = 300.0
+PROMPT = "Say hello to the demo in a few words."
+
+
+class DemoError(RuntimeError):
+    """A step failed; the message says which and where to look."""
+
+
+@dataclass
+class Outcome:
+    """What the demo proved, for its summary and its test."""
+
+    answer: str = ""
+    image_answer: str = ""
+    rotated_key_works: bool = False
+    old_key_refused: bool = False
+    resources_left: dict[str, list[str]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Demo:
+    """The demo's steps, sharing one console, one emulator and one state directory."""
+
+    def __init__(self, state_dir: Path, console: Any) -> None:
+        self.state_dir = state_dir
+        self.console = console
+        self.outcome = Outcome()
+        self.env: dict[str, str] = {}
+        self.stage_times: dict[str, tuple[str, str]] = {}
+        self._step = 0
+
+    # -- presentation --------------------------------------------------------------------
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self._step += 1
+        self.console.rule(f"[bold]Step {self._step}: {title}")
+        started = time.monotonic()
+        try:
+            yield
+        except DemoError:
+            raise
+        except Exception as exc:  # any failure becomes this step's failure, with its cause
+            raise DemoError(f"step {self._step} ({title}) failed: {exc}") from exc
+        finally:
+            self.outcome.seconds[title] = round(time.monotonic() - started, 1)
+        self.console.print(f"[green]done[/] in {self.outcome.seconds[title]:.1f} s")
+
+    def note(self, text: str) -> None:
+        self.console.print(f"[dim]{text}[/]", highlight=False)
+
+    def cli(self, *args: str, capture: bool = False) -> str:
+        """Run the real ``qwen3vl-aws`` as a user would; its output is shown unless captured."""
+        if not capture:
+            self.console.print(f"[bold cyan]$ qwen3vl-aws {shlex.join(args)}[/]", highlight=False)
+        try:
+            result = subprocess.run(
+                [str(CLI), *args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture else None,
+                text=True,
+                timeout=CLI_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise DemoError(f"`qwen3vl-aws {args[0]}` took over {CLI_TIMEOUT_S:.0f} s") from exc
+        if result.returncode != 0:
+            raise DemoError(f"`qwen3vl-aws {args[0]}` exited with {result.returncode}")
+        return result.stdout or ""
+
+    # -- the emulator --------------------------------------------------------------------
+
+    def start_emulator(self, stack: ExitStack) -> None:
+        from moto.server import ThreadedMotoServer
+
+        from rig.net import free_port
+
+        # apply attaches AmazonSSMManagedInstanceCore: moto loads AWS managed policies on ask.
+        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+        # moto's per-request lines, and its tracebacks for the services it does not emulate.
+        logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        port = free_port()
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        stack.callback(self._stop_emulator, server)
+        url = f"http://127.0.0.1:{port}"
+        self.env = self._cli_env(url)
+        # This process reads the deployment record and talks to the emulator too.
+        os.environ.update(self.env)
+        self.console.print(f"moto_server (AWS emulator) on {url}, region {REGION}")
+        self.note(f"state of the CLI: QWEN3VL_AWS_HOME={self.env['QWEN3VL_AWS_HOME']}")
+
+    def _stop_emulator(self, server: Any) -> None:
+        server.stop()
+        self.console.print("AWS emulator stopped")
+
+    def _cli_env(self, url: str) -> dict[str, str]:
+        from rig.net import free_port
+
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("AWS_") and k not in ("QWEN3VL_AWS_HOME", "QWEN3VL_NAME")
+        }
+        env.update(
+            AWS_ENDPOINT_URL=url,
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            AWS_REGION=REGION,
+            AWS_DEFAULT_REGION=REGION,
+            AWS_CONFIG_FILE=str(self.state_dir / "no-aws-config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(self.state_dir / "no-aws-credentials"),
+            QWEN3VL_AWS_HOME=str(self.state_dir / "home"),
+            # moto has no Price List API: a port nothing listens on makes apply use its catalog.
+            AWS_ENDPOINT_URL_PRICING=f"http://127.0.0.1:{free_port()}",
+        )
+        return env
+
+    def boto(self, service: str) -> Any:
+        from qwen3vl_aws.aws import ClientFactory
+
+        return ClientFactory(region=REGION).client(service)
+
+    # -- the instance's pieces -------------------------------------------------------------
+
+    def install_instance(self, root: Path, instance_id: str, model_dir: Path) -> dict[str, str]:
+        """The instance's user-data from the emulator, installed under ``root`` as cloud-init
+        would; deploy.env gets the rig's local ports, address, users and model."""
+        from rig.cloudinit import DEPLOY_ENV, cloud_config, install_write_files, read_env_file
+        from rig.gateway import write_deploy_env
+        from rig.net import free_port
+
+        attr = self.boto("ec2").describe_instance_attribute(
+            InstanceId=instance_id, Attribute="userData"
+        )
+        user_data = base64.b64decode(attr["UserData"]["Value"])
+        written = install_write_files(root, cloud_config(user_data))
+        self.console.print(
+            f"user-data of {instance_id}: {len(user_data)} bytes (gzip), "
+            f"{len(written)} files installed under {root}"
+        )
+        settings = read_env_file(root / DEPLOY_ENV)
+        rig_settings = {
+            "PUBLIC_HOST": "127.0.0.1",  # the certificate is made for the address clients use
+            "PORT": str(free_port()),  # an unprivileged port instead of 443
+            "ENGINE_PORT": str(free_port()),
+            "GATEWAY_USER": "nobody",
+            "ENGINE_USER": "nobody",
+            "CACHE_DIR": str(root / "var/cache/qwen3vl"),
+            "MODEL_DIR": str(model_dir),  # the tiny model instead of the 17 GB download
+        }
+        settings.update(rig_settings)
+        write_deploy_env(root, settings)
+        self.note("deploy.env from the user-data, with the rig's own " + ", ".join(rig_settings))
+        return settings
+
+    def run_instance_script(self, root: Path, name: str, *args: str) -> str:
+        from rig.gateway import emulator_env, run_script
+
+        env = emulator_env(self.env["AWS_ENDPOINT_URL"], self.state_dir)
+        result = run_script(root, name, *args, env=env)
+        if result.returncode != 0:
+            raise DemoError(f"{name} {' '.join(args)} failed:\n{result.stderr or result.stdout}")
+        return result.stdout + result.stderr
+
+    @contextmanager
+    def timed_stage(self, name: str) -> Iterator[None]:
+        """Record the bootstrap stage ``name`` as the demo performs its equivalent."""
+        started = now()
+        yield
+        self.stage_times[name] = (started, now())
+
+
+def engine_args(root: Path) -> list[str]:
+    """ENGINE_ARGS of the rendered engine.env, split as the engine launcher splits them."""
+    script = f'source {shlex.quote(str(root / "etc/qwen3vl/engine.env"))}; printf %s "$ENGINE_ARGS"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def chat(http: Any, model: str, content: Any) -> str:
+    response = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": model,
+            "max_tokens": 24,
+            "messages": [{"role": "user", "content": content}],
+        },
+    )
+    if response.status_code != 200:
+        raise DemoError(f"chat answered HTTP {response.status_code}: {response.text[:300]}")
+    return response.json()["choices"][0]["message"]["content"]
+
+
+def curl_equivalent(endpoint: str, cert: Path, model: str) -> str:
+    body = json.dumps(
+        {"model": model, "max_tokens": 24, "messages": [{"role": "user", "content": PROMPT}]}
+    )
+    return (
+        f"  export OPENAI_API_KEY=$(qwen3vl-aws key)\n"
+        f"  curl --cacert {shlex.quote(str(cert))} {endpoint}/chat/completions \\\n"
+        '    -H "Authorization: Bearer $OPENAI_API_KEY" -H "Content-Type: application/json" \\\n'
+        f"    -d {shlex.quote(body)}"
+    )
+
+
+def run_demo(state_dir: Path, console: Any) -> Outcome:
+    """Every step in order; raises DemoError naming the step that failed. Always cleans up."""
+    from qwen3vl_aws.deployment import load_deployment
+    from qwen3vl_aws.health import pinned_client, tiny_png
+    from qwen3vl_aws.instance_status import STATUS_FILE
+
+    from rig.gateway import Gateway
+    from rig.standins import STAGES, finished_status, install_standins
+    from rig.vllm import VLLM_VENV, build_tiny_model, start_vllm, vllm_python
+
+    demo = Demo(state_dir, console)
+    root = state_dir / "instance-root"
+    model_dir = state_dir / "tiny-qwen3-vl"
+    with ExitStack() as stack:
+        with demo.step("start the AWS emulator"):
+            demo.start_emulator(stack)
+
+        with demo.step("qwen3vl-aws apply (real Terraform against the emulator), then status"):
+            demo.cli(
+                "apply", "--yes", "--no-wait", "--allow", "127.0.0.1/32",
+                "--ami-id", EMULATOR_AMI,
+            )  # fmt: skip
+            demo.cli("status")
+            deployment = load_deployment(NAME)
+            if not deployment.instance_id or not deployment.secret_arn:
+                raise DemoError("apply recorded no instance or no secret")
+
+        with demo.step("the instance's pieces, started here from its user-data"):
+            with demo.timed_stage("packages"):
+                vllm_python()  # the CPU build of vLLM stands in for the instance's CUDA build
+                demo.note(f"engine: vLLM's CPU build from {VLLM_VENV} (no GPU here)")
+            with demo.timed_stage("model"):
+                build_tiny_model(model_dir)
+                demo.note(
+                    f"model: a tiny randomly initialised Qwen3-VL in {model_dir} "
+                    "(the instance downloads Qwen3-VL-8B-Instruct)"
+                )
+            with demo.timed_stage("configure"):
+                settings = demo.install_instance(root, deployment.instance_id, model_dir)
+                demo.run_instance_script(root, "qwen3vl-bootstrap", "render")
+                console.print("qwen3vl-bootstrap render: TLS certificate, engine.env, gateway")
+                synced = demo.run_instance_script(root, "qwen3vl-keysync")
+                console.print(f"qwen3vl-keysync against {deployment.secret_arn}:")
+                console.print(synced.strip(), highlight=False)
+                gateway = Gateway(
+                    root=root,
+                    port=int(settings["PORT"]),
+                    engine_port=int(settings["ENGINE_PORT"]),
+                    served_model_name=settings["SERVED_MODEL_NAME"],
+                    aws_env={},
+                    secret_arn=deployment.secret_arn,
+                )
+                stack.callback(console.print, "nginx stopped")
+                gateway.start()
+                stack.callback(gateway.stop)
+                console.print(f"nginx (the rendered gateway config) on {gateway.base_url}")
+            with demo.timed_stage("engine"):
+                args = engine_args(root)
+                console.print("vLLM flags from engine.env:", shlex.join(args), highlight=False)
+                stack.callback(console.print, "vLLM stopped")
+                server = stack.enter_context(
+                    start_vllm(
+                        model_dir,
+                        int(settings["ENGINE_PORT"]),
+                        args,
+                        settings["SERVED_MODEL_NAME"],
+                        log_path=state_dir / "vllm.log",
+                        timeout=VLLM_TIMEOUT_S,
+                    )
+                )
+                console.print(
+                    f"vLLM serving {server.served_model_name!r} on {server.base_url} "
+                    f"(log {server.log_path})"
+                )
+            with demo.timed_stage("ready"):
+                demo.run_instance_script(root, "qwen3vl-bootstrap", "ready")
+                console.print("qwen3vl-bootstrap ready: the engine answered a chat on loopback")
+            status = root / STATUS_FILE.lstrip("/")
+            status.parent.mkdir(parents=True, exist_ok=True)
+            times = [demo.stage_times[name] for name in STAGES]
+            status.write_text(finished_status(times, model_bytes=_dir_bytes(model_dir)))
+
+        with demo.step("point the deployment at the local rig, then qwen3vl-aws wait"):
+            standins = install_standins(state_dir / "stand-ins")
+            deployment = load_deployment(NAME)
+            deployment.endpoint = f"{gateway.base_url}/v1"
+            deployment.port = gateway.port
+            deployment.transport = "local"
+            deployment.extra.update(local_root=str(root), local_path=str(standins))
+            deployment.save()
+            demo.note(
+                f"transport 'local': commands for the instance run here under {root}; "
+                f"`systemctl` and `nvidia-smi` are stand-ins from {standins} (no systemd or GPU "
+                "here: they report the units by their ports and a recorded A10G)"
+            )
+            demo.cli("wait", "--timeout", "120")
+            if deployment.cert_path.read_bytes() != gateway.cert_path.read_bytes():
+                raise DemoError("wait pinned a certificate other than the instance's")
+            console.print(f"pinned certificate: {deployment.cert_path} (fetched over the channel)")
+
+        with demo.step("qwen3vl-aws health"):
+            demo.note("the units and gpu rows come from the stand-ins, everything else is real")
+            demo.cli("health")
+
+        with demo.step("a first chat through the gateway (TLS verified against the pin)"):
+            key = demo.cli("key", capture=True).strip()
+            model = deployment.served_model_name
+            with pinned_client(deployment, key) as http:
+                outcome = demo.outcome
+                outcome.answer = chat(http, model, PROMPT)
+                console.print(f"[bold]user:[/] {PROMPT}")
+                console.print(f"[bold]{model}:[/] {outcome.answer!r}", highlight=False)
+                demo.note(
+                    "(a tiny random model: its words are gibberish, the path is the real one)"
+                )
+                image = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+                outcome.image_answer = chat(
+                    http,
+                    model,
+                    [
+                        {"type": "image_url", "image_url": {"url": image}},
+                        {"type": "text", "text": "What is in this image?"},
+                    ],
+                )
+                console.print(f"[bold]image chat:[/] {outcome.image_answer!r}", highlight=False)
+            console.print("The same request with curl (key read with `qwen3vl-aws key`):")
+            console.print(
+                curl_equivalent(deployment.endpoint, deployment.cert_path, model),
+                markup=False,
+                highlight=False,
+            )
+
+        with demo.step("qwen3vl-aws rotate-key --grace 0, then a request with the new key"):
+            demo.cli("rotate-key", "--grace", "0")
+            new_key = demo.cli("key", capture=True).strip()
+            with pinned_client(deployment, new_key) as http:
+                chat(http, model, PROMPT)
+                demo.outcome.rotated_key_works = True
+            with pinned_client(deployment, key) as http:
+                refused = http.get("/v1/models")
+            demo.outcome.old_key_refused = refused.status_code == 401
+            if not demo.outcome.old_key_refused:
+                raise DemoError(f"the old key still gets HTTP {refused.status_code}")
+            console.print("new key: chat answered; old key: HTTP 401")
+
+        with demo.step("qwen3vl-aws destroy --yes"):
+            demo.cli("destroy", "--yes")
+            demo.outcome.resources_left = _resources_left(demo)
+            console.print(f"left in the emulator: {demo.outcome.resources_left}")
+            if any(demo.outcome.resources_left.values()):
+                raise DemoError("destroy left resources behind")
+    return demo.outcome
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _resources_left(demo: Demo) -> dict[str, list[str]]:
+    ec2 = demo.boto("ec2")
+    instances = [
+        i["InstanceId"]
+        for r in ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+        if i["State"]["Name"] != "terminated"
+    ]
+    groups = [
+        g["GroupId"]
+        for g in ec2.describe_security_groups()["SecurityGroups"]
+        if g["GroupName"] != "default"
+    ]
+    return {
+        "instances": instances,
+        "addresses": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
+        "security_groups": groups,
+    }
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None, run: Callable[..., Outcome] = run_demo) -> int:
+    import shutil
+
+    from rich.console import Console
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--state-dir", type=Path, default=REPO_ROOT / ".demo", help="scratch directory (emptied)"
+    )
+    args = parser.parse_args(argv)
+    console = Console(highlight=False, emoji=False)
+    state_dir = args.state_dir.resolve()
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    started = time.monotonic()
+    try:
+        outcome = run(state_dir, console)
+    except KeyboardInterrupt:
+        console.print("[yellow]Interrupted: everything the demo started is stopped.[/]")
+        return 130
+    except DemoError as exc:
+        console.print(f"[bold red]Demo failed:[/] {exc}", highlight=False)
+        console.print(f"Logs and state are in {state_dir}")
+        return 1
+    console.rule("[bold green]Demo complete")
+    console.print(f"Took {time.monotonic() - started:.0f} s; per step:")
+    for title, seconds in outcome.seconds.items():
+        console.print(f"  {seconds:6.1f} s  {title}")
+    console.print("Everything it started is stopped; nothing ran outside this machine.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
