@@ -25,15 +25,16 @@ from openai import OpenAI
 
 def deployment_info() -> dict:
     """Endpoint, model name and certificate path as the CLI recorded them."""
-    out = subprocess.run(["qwen3vl-aws", "status", "--json"], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["qwen3vl-aws", "status", "--json"], check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 
 def make_client(info: dict) -> OpenAI:
     """An OpenAI client that trusts exactly the deployment's certificate."""
     return OpenAI(
-        base_url=info["endpoint"].rstrip("/") + "/v1",
+        base_url=info["endpoint"],  # the OpenAI base URL, https://<address>/v1
         api_key=os.environ["QWEN3VL_API_KEY"],
         http_client=httpx.Client(verify=info["cert_path"], timeout=120),
     )
@@ -58,8 +59,9 @@ def main(argv: list[str]) -> None:
         content = " ".join(argv[1:])
     messages = [{"role": "user", "content": content}]
     if argv[0] == "stream":
-        for chunk in client.chat.completions.create(model=model, messages=messages, stream=True,
-                                                    max_tokens=256):
+        for chunk in client.chat.completions.create(
+            model=model, messages=messages, stream=True, max_tokens=256
+        ):
             if chunk.choices and chunk.choices[0].delta.content:
                 print(chunk.choices[0].delta.content, end="", flush=True)
         print()
