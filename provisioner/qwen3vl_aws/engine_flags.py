@@ -1,0 +1,88 @@
+"""A serving plan as the command-line flags of the engine that runs it (vLLM or SGLang).
+
+The planner works in vLLM's terms (:attr:`ServingPlan.flags`). SGLang, which the deployment this
+toolkit replaces ran, takes the same decisions under other names (checked against
+``sglang.srt.server_args.ServerArgs.add_cli_args`` of the version pinned in
+userdata/versions.env, see tests/sglang/):
+
+=================================  ==========================================================
+vLLM                               SGLang
+=================================  ==========================================================
+--tensor-parallel-size N           --tp-size N
+--mm-encoder-tp-mode data          --mm-enable-dp-encoder
+--max-model-len L                  --context-length L
+--gpu-memory-utilization U         --mem-fraction-static F (see :func:`mem_fraction_static`)
+--max-num-seqs S                   --max-running-requests S
+--max-num-batched-tokens B         --chunked-prefill-size B
+--enable-prefix-caching            (the radix cache is on by default)
+--enable-chunked-prefill           (on once --chunked-prefill-size is set)
+--limit-mm-per-prompt.video 0      --limit-mm-data-per-request {"video":0}
+--mm-processor-kwargs {"images_kwargs":{"max_pixels":P}}
+                                   --mm-process-config {"image":{"max_pixels":P}}
+=================================  ==========================================================
+
+The model id (BF16 or FP8 checkpoint) is not a flag: the bootstrap passes it, and both engines
+read the FP8 quantization from the checkpoint's config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .planner import ServingPlan
+
+ENGINES = ("vllm", "sglang")
+DEFAULT_ENGINE = "vllm"
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang"}
+
+
+def engine_args(plan: ServingPlan, engine: str) -> list[str]:
+    """The flags ``apply`` renders as the userdata module's ``engine_args`` for ``engine``."""
+    if engine == "vllm":
+        return list(plan.flags)
+    if engine == "sglang":
+        return sglang_flags(plan)
+    raise ValueError(f"unknown engine {engine!r}: expected one of {', '.join(ENGINES)}")
+
+
+def mem_fraction_static(plan: ServingPlan) -> float:
+    """SGLang's ``--mem-fraction-static`` for the plan's memory budget.
+
+    vLLM's ``--gpu-memory-utilization`` caps everything vLLM allocates on a GPU; SGLang's
+    fraction covers only its static pools (weights and KV cache) and leaves the rest of the GPU
+    for activations, the vision encoder and CUDA graphs. So the fraction is the plan's weights
+    plus KV cache per GPU over the GPU's memory: SGLang then gets the KV cache the plan worked
+    out, and the same room for everything else. Rounded down to 0.01 (a little more headroom).
+    """
+    r = plan.reserves
+    static = r.weights + plan.usable_bytes_per_gpu - r.total
+    return math.floor(static / plan.gpu.memory_bytes * 100) / 100
+
+
+def sglang_flags(plan: ServingPlan) -> list[str]:
+    """SGLang server arguments for ``plan`` (no model path, host, port or served name)."""
+    from .model_profile import load_profile
+
+    flags = ["--tp-size", str(plan.tensor_parallel_size)]
+    if plan.encoder_data_parallel:
+        flags.append("--mm-enable-dp-encoder")
+    flags += [
+        "--context-length", str(plan.max_model_len),
+        "--mem-fraction-static", f"{mem_fraction_static(plan):g}",
+        "--max-running-requests", str(plan.max_num_seqs),
+        "--chunked-prefill-size", str(plan.max_num_batched_tokens),
+    ]  # fmt: skip
+    if not plan.video:
+        flags += ["--limit-mm-data-per-request", _compact({"video": 0})]
+    if plan.largest_image_pixels < load_profile(plan.model_id).max_pixels:
+        cap = {"image": {"max_pixels": plan.largest_image_pixels}}
+        flags += ["--mm-process-config", _compact(cap)]
+    return flags
+
+
+def _compact(value: object) -> str:
+    """JSON without spaces: one shell word, as the userdata module's engine_args contract wants."""
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,102 @@
+"""The SGLang translation of serving plans, parsed by the pinned SGLang's own argument parser.
+
+Each plan's flags go, after the arguments the bootstrap renders itself, through the parser that
+``sglang.launch_server`` builds (``ServerArgs.add_cli_args``); every flag must be known and land
+on the setting it is meant for, with the plan's value. Needs scripts/setup-sglang-args.sh to
+have been run (CI does).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+from qwen3vl_aws.catalog import instance_types
+from qwen3vl_aws.engine_flags import mem_fraction_static, sglang_flags
+from qwen3vl_aws.planner import ServingPlan, plan_serving
+from qwen3vl_aws.versions import pinned_versions
+
+pytestmark = pytest.mark.slow
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PARSE = Path(__file__).resolve().parent / "sglang_parse.py"
+SGLANG_VENV = Path(os.environ.get("QWEN3VL_SGLANG_VENV", REPO_ROOT / ".venv-sglang"))
+#: What qwen3vl-bootstrap's engine_env() puts before ENGINE_ARGS for SGLang.
+BOOTSTRAP_ARGS = [
+    "--served-model-name", "Qwen/Qwen3-VL-8B-Instruct",
+    "--host", "127.0.0.1",
+    "--port", "8000",
+    "--allowed-media-domains", "upload.wikimedia.org", "images.example.com",
+]  # fmt: skip
+
+
+def sglang_parse(argvs: list[list[str]]) -> list[dict]:
+    """Parse each argument list with SGLang's parser in .venv-sglang."""
+    ready = SGLANG_VENV / ".ready"
+    version = pinned_versions()["SGLANG_VERSION"]
+    if not ready.is_file() or ready.read_text() != version:
+        pytest.fail(
+            f"{SGLANG_VENV} does not hold sglang {version}: run scripts/setup-sglang-args.sh "
+            "(after scripts/setup-vllm-cpu.sh).",
+            pytrace=False,
+        )
+    result = subprocess.run(
+        [str(SGLANG_VENV / "bin" / "python"), str(PARSE), json.dumps(argvs)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
+    if result.returncode != 0 or not lines:
+        pytest.fail(f"sglang_parse.py failed:\n{result.stderr[-4000:]}", pytrace=False)
+    return json.loads(lines[-1].removeprefix("RESULT "))
+
+
+def plans() -> list[ServingPlan]:
+    """Every instance type's default plan, and overrides that switch on the other branches."""
+    found = [plan_serving(t) for t in sorted(instance_types())]
+    found.append(plan_serving("g6e.12xlarge", video=True, max_num_seqs=32))
+    found.append(plan_serving("g6.xlarge", max_model_len=20000, gpu_memory_utilization=0.85))
+    return found
+
+
+@cache
+def parsed() -> list[tuple[ServingPlan, dict]]:
+    all_plans = plans()
+    results = sglang_parse([BOOTSTRAP_ARGS + sglang_flags(p) for p in all_plans])
+    return list(zip(all_plans, results, strict=True))
+
+
+def test_sglang_knows_every_flag():
+    for plan, result in parsed():
+        assert "error" not in result, (plan.instance_type, sglang_flags(plan), result)
+
+
+def test_each_flag_sets_the_plans_value():
+    for plan, result in parsed():
+        values = result["values"]
+        assert values["model_path"] == "/opt/qwen3vl/model"
+        assert values["allowed_media_domains"] == ["upload.wikimedia.org", "images.example.com"]
+        assert values["tp_size"] == plan.tensor_parallel_size
+        assert values["mm_enable_dp_encoder"] is (True if plan.encoder_data_parallel else None)
+        assert values["context_length"] == plan.max_model_len
+        assert values["mem_fraction_static"] == mem_fraction_static(plan)
+        assert values["max_running_requests"] == plan.max_num_seqs
+        assert values["chunked_prefill_size"] == plan.max_num_batched_tokens
+        assert values["limit_mm_data_per_request"] == (None if plan.video else {"video": 0})
+        cap = values["mm_process_config"]
+        if "--mm-processor-kwargs" in plan.flags:
+            assert cap == {"image": {"max_pixels": plan.largest_image_pixels}}
+        else:
+            assert cap is None
+
+
+def test_the_parser_rejects_what_it_does_not_know():
+    """The check above can fail: a vLLM-only flag is an error for SGLang's parser."""
+    (result,) = sglang_parse([[*BOOTSTRAP_ARGS, "--max-model-len", "4096"]])
+    assert "unrecognized arguments: --max-model-len" in result["error"]
