@@ -187,7 +187,8 @@ def test_sglang_engine_gets_its_own_entrypoint(tmp_path: Path):
     engine_env = (root / "etc/qwen3vl/engine.env").read_text()
     assert "ENGINE_ENTRYPOINT=sglang.launch_server" in engine_env.splitlines()
     assert "--model-path " in engine_env
-    assert "--allowed-media-domains" not in engine_env
+    # SGLang enforces the media allowlist too (same flag name, redirects checked as well).
+    assert "--allowed-media-domains upload.wikimedia.org" in engine_env
 
 
 def test_bootstrap_refuses_an_unknown_engine(tmp_path: Path):
