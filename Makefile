@@ -48,6 +48,9 @@ destroy: install ## remove everything apply created (asks first)
 status: install ## what is deployed
 	$(BIN)/qwen3vl-aws status $(ARGS)
 
+demo: dev ## the whole flow on this machine, no AWS account: emulator, apply, vLLM on CPU, chat, destroy
+	$(BIN)/python scripts/demo.py $(ARGS)
+
 lint: $(VENV)/.dev ## ruff and terraform fmt
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -25,6 +25,7 @@ from qwen3vl_aws.keys import generate_key
 from qwen3vl_aws.paths import userdata_dir
 
 from .net import free_port
+from .procs import held_signals
 
 #: Instance path -> path under userdata/ (what the cloud-config's write_files installs).
 INSTANCE_FILES = {
@@ -206,7 +207,7 @@ class Gateway:
         nginx = require("nginx", "apt-get install nginx")
         subprocess.run([nginx, "-q", "-t", "-c", str(self.conf_path)], check=True)
         log = self.root / "nginx-stdio.log"
-        with log.open("wb") as out:
+        with held_signals(), log.open("wb") as out:
             self.process = subprocess.Popen(
                 [nginx, "-c", str(self.conf_path), "-g", "daemon off;"],
                 stdout=out,
@@ -273,8 +274,8 @@ def run_gateway(
         synced = gateway.set_keys(initial_key or generate_key())
     if synced.returncode != 0:
         raise GatewayRigError(f"qwen3vl-keysync failed:\n{synced.stderr}")
-    gateway.start()
     try:
+        gateway.start()
         yield gateway
     finally:
         gateway.stop()

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from .procs import held_signals
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VLLM_VENV = Path(os.environ.get("QWEN3VL_VLLM_VENV", REPO_ROOT / ".venv-vllm"))
 SETUP_SCRIPT = REPO_ROOT / "scripts" / "setup-vllm-cpu.sh"
@@ -214,20 +216,22 @@ def start_vllm(
         served_model_name,
         *cpu_engine_args(engine_args),
     ]
-    with log_path.open("wb") as log:
-        log.write(f"$ {shlex.join(command)}\n".encode())
-        log.flush()
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=server_env(),
-            start_new_session=True,
-        )
-    server = VllmServer(port, served_model_name, model_dir, log_path, process.pid)
+    process: subprocess.Popen[bytes] | None = None
     try:
+        with held_signals(), log_path.open("wb") as log:
+            log.write(f"$ {shlex.join(command)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=server_env(),
+                start_new_session=True,
+            )
+        server = VllmServer(port, served_model_name, model_dir, log_path, process.pid)
         _wait_healthy(process, server, timeout)
         yield server
     finally:
-        _stop(process)
+        if process is not None:
+            _stop(process)

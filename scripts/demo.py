@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -84,10 +84,8 @@ class Demo:
         started = time.monotonic()
         try:
             yield
-        except DemoError:
-            raise
         except Exception as exc:  # any failure becomes this step's failure, with its cause
-            raise DemoError(f"step {self._step} ({title}) failed: {exc}") from exc
+            raise DemoError(f"step {self._step} ({title}): {exc}") from exc
         finally:
             self.outcome.seconds[title] = round(time.monotonic() - started, 1)
         self.console.print(f"[green]done[/] in {self.outcome.seconds[title]:.1f} s")
@@ -132,7 +130,9 @@ class Demo:
         stack.callback(self._stop_emulator, server)
         url = f"http://127.0.0.1:{port}"
         self.env = self._cli_env(url)
-        # This process reads the deployment record and talks to the emulator too.
+        # This process reads the deployment record and talks to the emulator too (and must not
+        # pick up the user's own AWS profile or credentials).
+        os.environ.clear()
         os.environ.update(self.env)
         self.console.print(f"moto_server (AWS emulator) on {url}, region {REGION}")
         self.note(f"state of the CLI: QWEN3VL_AWS_HOME={self.env['QWEN3VL_AWS_HOME']}")
@@ -304,8 +304,8 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
                     secret_arn=deployment.secret_arn,
                 )
                 stack.callback(console.print, "nginx stopped")
+                stack.callback(gateway.stop)  # also when start is interrupted
                 gateway.start()
-                stack.callback(gateway.stop)
                 console.print(f"nginx (the rendered gateway config) on {gateway.base_url}")
             with demo.timed_stage("engine"):
                 args = engine_args(root)
@@ -442,6 +442,9 @@ def main(argv: list[str] | None = None, run: Callable[..., Outcome] = run_demo) 
     parser.add_argument(
         "--state-dir", type=Path, default=REPO_ROOT / ".demo", help="scratch directory (emptied)"
     )
+    parser.add_argument(
+        "--json", type=Path, help="also write what the demo proved (answers, timings) here"
+    )
     args = parser.parse_args(argv)
     console = Console(highlight=False, emoji=False)
     state_dir = args.state_dir.resolve()
@@ -458,6 +461,8 @@ def main(argv: list[str] | None = None, run: Callable[..., Outcome] = run_demo) 
         console.print(f"[bold red]Demo failed:[/] {exc}", highlight=False)
         console.print(f"Logs and state are in {state_dir}")
         return 1
+    if args.json:
+        args.json.write_text(json.dumps(asdict(outcome), indent=2) + "\n")
     console.rule("[bold green]Demo complete")
     console.print(f"Took {time.monotonic() - started:.0f} s; per step:")
     for title, seconds in outcome.seconds.items():
