@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the rig package lives at the repository's top level
 
@@ -69,6 +71,7 @@ class Demo:
 
     def __init__(self, state_dir: Path, console: Any) -> None:
         self.state_dir = state_dir
+        self.root = state_dir / "instance-root"  # the "instance": QWEN3VL_ROOT of its scripts
         self.console = console
         self.outcome = Outcome()
         self.env: dict[str, str] = {}
@@ -91,12 +94,12 @@ class Demo:
         self.console.print(f"[green]done[/] in {self.outcome.seconds[title]:.1f} s")
 
     def note(self, text: str) -> None:
-        self.console.print(f"[dim]{text}[/]", highlight=False)
+        self.console.print(f"[dim]{escape(text)}[/]")
 
     def cli(self, *args: str, capture: bool = False) -> str:
         """Run the real ``qwen3vl-aws`` as a user would; its output is shown unless captured."""
         if not capture:
-            self.console.print(f"[bold cyan]$ qwen3vl-aws {shlex.join(args)}[/]", highlight=False)
+            self.console.print(f"[bold cyan]$ qwen3vl-aws {escape(shlex.join(args))}[/]")
         try:
             result = subprocess.run(
                 [str(CLI), *args],
@@ -251,23 +254,148 @@ def curl_equivalent(endpoint: str, cert: Path, model: str) -> str:
     )
 
 
-def run_demo(state_dir: Path, console: Any) -> Outcome:
-    """Every step in order; raises DemoError naming the step that failed. Always cleans up."""
-    from qwen3vl_aws.deployment import load_deployment
-    from qwen3vl_aws.health import pinned_client, tiny_png
+def start_instance(demo: Demo, stack: ExitStack, deployment: Any) -> Any:
+    """The instance's pieces from its user-data: render, key sync, nginx, vLLM, ready check.
+
+    Records each bootstrap stage's time as its equivalent here runs and writes the status file
+    the bootstrap would. Returns the running :class:`rig.gateway.Gateway`.
+    """
     from qwen3vl_aws.instance_status import STATUS_FILE
 
     from rig.gateway import Gateway
-    from rig.standins import STAGES, finished_status, install_standins
+    from rig.standins import STAGES, finished_status
     from rig.vllm import VLLM_VENV, build_tiny_model, start_vllm, vllm_python
 
+    console, root, model_dir = demo.console, demo.root, demo.state_dir / "tiny-qwen3-vl"
+    with demo.timed_stage("packages"):
+        vllm_python()  # the CPU build of vLLM stands in for the instance's CUDA build
+        demo.note(f"engine: vLLM's CPU build from {VLLM_VENV} (no GPU here)")
+    with demo.timed_stage("model"):
+        build_tiny_model(model_dir)
+        demo.note(
+            f"model: a tiny randomly initialised Qwen3-VL in {model_dir} "
+            "(the instance downloads Qwen3-VL-8B-Instruct)"
+        )
+    with demo.timed_stage("configure"):
+        settings = demo.install_instance(root, deployment.instance_id, model_dir)
+        demo.run_instance_script(root, "qwen3vl-bootstrap", "render")
+        console.print("qwen3vl-bootstrap render: TLS certificate, engine.env, gateway")
+        synced = demo.run_instance_script(root, "qwen3vl-keysync")
+        console.print(f"qwen3vl-keysync against {deployment.secret_arn}:")
+        console.print(synced.strip(), markup=False)
+        gateway = Gateway(
+            root=root,
+            port=int(settings["PORT"]),
+            engine_port=int(settings["ENGINE_PORT"]),
+            served_model_name=settings["SERVED_MODEL_NAME"],
+            aws_env={},
+            secret_arn=deployment.secret_arn,
+        )
+        stack.callback(console.print, "nginx stopped")
+        stack.callback(gateway.stop)  # also when start is interrupted
+        gateway.start()
+        console.print(f"nginx (the rendered gateway config) on {gateway.base_url}")
+    with demo.timed_stage("engine"):
+        args = engine_args(root)
+        console.print("vLLM flags from engine.env:", shlex.join(args), markup=False)
+        stack.callback(console.print, "vLLM stopped")
+        server = stack.enter_context(
+            start_vllm(
+                model_dir,
+                gateway.engine_port,
+                args,
+                gateway.served_model_name,
+                log_path=demo.state_dir / "vllm.log",
+                timeout=VLLM_TIMEOUT_S,
+            )
+        )
+        console.print(f"vLLM serving on {server.base_url} (log {server.log_path})")
+    with demo.timed_stage("ready"):
+        demo.run_instance_script(root, "qwen3vl-bootstrap", "ready")
+        console.print("qwen3vl-bootstrap ready: the engine answered a chat on loopback")
+    status = root / STATUS_FILE.lstrip("/")
+    status.parent.mkdir(parents=True, exist_ok=True)
+    times = [demo.stage_times[name] for name in STAGES]
+    status.write_text(finished_status(times, model_bytes=_dir_bytes(model_dir)))
+    return gateway
+
+
+def point_at_rig(demo: Demo, gateway: Any) -> Any:
+    """Record the rig as the deployment's instance (endpoint, local transport), then ``wait``."""
+    from qwen3vl_aws.deployment import load_deployment
+
+    from rig.standins import install_standins
+
+    standins = install_standins(demo.state_dir / "stand-ins")
+    deployment = load_deployment(NAME)
+    deployment.endpoint = f"{gateway.base_url}/v1"
+    deployment.port = gateway.port
+    deployment.transport = "local"
+    deployment.extra.update(local_root=str(demo.root), local_path=str(standins))
+    deployment.save()
+    demo.note(
+        f"transport 'local': commands for the instance run here under {demo.root}; "
+        f"`systemctl` and `nvidia-smi` are stand-ins from {standins} (no systemd or GPU "
+        "here: they report the units by their ports and a recorded A10G)"
+    )
+    demo.cli("wait", "--timeout", "120")
+    if deployment.cert_path.read_bytes() != gateway.cert_path.read_bytes():
+        raise DemoError("wait pinned a certificate other than the instance's")
+    demo.console.print(f"pinned certificate: {deployment.cert_path} (fetched over the channel)")
+    return deployment
+
+
+def first_chats(demo: Demo, deployment: Any) -> str:
+    """A text and an image chat with the key ``qwen3vl-aws key`` reads; returns that key."""
+    from qwen3vl_aws.health import pinned_client, tiny_png
+
+    console, outcome, model = demo.console, demo.outcome, deployment.served_model_name
+    key = demo.cli("key", capture=True).strip()
+    with pinned_client(deployment, key) as http:
+        outcome.answer = chat(http, model, PROMPT)
+        console.print(f"[bold]user:[/] {PROMPT}")
+        console.print(f"[bold]{model}:[/] {escape(repr(outcome.answer))}")
+        demo.note("(a tiny random model: its words are gibberish, the path is the real one)")
+        image = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
+        outcome.image_answer = chat(
+            http,
+            model,
+            [
+                {"type": "image_url", "image_url": {"url": image}},
+                {"type": "text", "text": "What is in this image?"},
+            ],
+        )
+        console.print(f"[bold]image chat:[/] {escape(repr(outcome.image_answer))}")
+    console.print("The same request with curl (key read with `qwen3vl-aws key`):")
+    console.print(curl_equivalent(deployment.endpoint, deployment.cert_path, model), markup=False)
+    return key
+
+
+def rotate(demo: Demo, deployment: Any, old_key: str) -> None:
+    """``rotate-key --grace 0``: the new key answers, the old one gets 401."""
+    from qwen3vl_aws.health import pinned_client
+
+    demo.cli("rotate-key", "--grace", "0")
+    new_key = demo.cli("key", capture=True).strip()
+    with pinned_client(deployment, new_key) as http:
+        chat(http, deployment.served_model_name, PROMPT)
+    demo.outcome.rotated_key_works = True
+    with pinned_client(deployment, old_key) as http:
+        refused = http.get("/v1/models")
+    demo.outcome.old_key_refused = refused.status_code == 401
+    if not demo.outcome.old_key_refused:
+        raise DemoError(f"the old key still gets HTTP {refused.status_code}")
+    demo.console.print("new key: chat answered; old key: HTTP 401")
+
+
+def run_demo(state_dir: Path, console: Any) -> Outcome:
+    """Every step in order; raises DemoError naming the step that failed. Always cleans up."""
+    from qwen3vl_aws.deployment import load_deployment
+
     demo = Demo(state_dir, console)
-    root = state_dir / "instance-root"
-    model_dir = state_dir / "tiny-qwen3-vl"
     with ExitStack() as stack:
         with demo.step("start the AWS emulator"):
             demo.start_emulator(stack)
-
         with demo.step("qwen3vl-aws apply (real Terraform against the emulator), then status"):
             demo.cli(
                 "apply", "--yes", "--no-wait", "--allow", "127.0.0.1/32",
@@ -277,125 +405,17 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
             deployment = load_deployment(NAME)
             if not deployment.instance_id or not deployment.secret_arn:
                 raise DemoError("apply recorded no instance or no secret")
-
         with demo.step("the instance's pieces, started here from its user-data"):
-            with demo.timed_stage("packages"):
-                vllm_python()  # the CPU build of vLLM stands in for the instance's CUDA build
-                demo.note(f"engine: vLLM's CPU build from {VLLM_VENV} (no GPU here)")
-            with demo.timed_stage("model"):
-                build_tiny_model(model_dir)
-                demo.note(
-                    f"model: a tiny randomly initialised Qwen3-VL in {model_dir} "
-                    "(the instance downloads Qwen3-VL-8B-Instruct)"
-                )
-            with demo.timed_stage("configure"):
-                settings = demo.install_instance(root, deployment.instance_id, model_dir)
-                demo.run_instance_script(root, "qwen3vl-bootstrap", "render")
-                console.print("qwen3vl-bootstrap render: TLS certificate, engine.env, gateway")
-                synced = demo.run_instance_script(root, "qwen3vl-keysync")
-                console.print(f"qwen3vl-keysync against {deployment.secret_arn}:")
-                console.print(synced.strip(), highlight=False)
-                gateway = Gateway(
-                    root=root,
-                    port=int(settings["PORT"]),
-                    engine_port=int(settings["ENGINE_PORT"]),
-                    served_model_name=settings["SERVED_MODEL_NAME"],
-                    aws_env={},
-                    secret_arn=deployment.secret_arn,
-                )
-                stack.callback(console.print, "nginx stopped")
-                stack.callback(gateway.stop)  # also when start is interrupted
-                gateway.start()
-                console.print(f"nginx (the rendered gateway config) on {gateway.base_url}")
-            with demo.timed_stage("engine"):
-                args = engine_args(root)
-                console.print("vLLM flags from engine.env:", shlex.join(args), highlight=False)
-                stack.callback(console.print, "vLLM stopped")
-                server = stack.enter_context(
-                    start_vllm(
-                        model_dir,
-                        int(settings["ENGINE_PORT"]),
-                        args,
-                        settings["SERVED_MODEL_NAME"],
-                        log_path=state_dir / "vllm.log",
-                        timeout=VLLM_TIMEOUT_S,
-                    )
-                )
-                console.print(
-                    f"vLLM serving {server.served_model_name!r} on {server.base_url} "
-                    f"(log {server.log_path})"
-                )
-            with demo.timed_stage("ready"):
-                demo.run_instance_script(root, "qwen3vl-bootstrap", "ready")
-                console.print("qwen3vl-bootstrap ready: the engine answered a chat on loopback")
-            status = root / STATUS_FILE.lstrip("/")
-            status.parent.mkdir(parents=True, exist_ok=True)
-            times = [demo.stage_times[name] for name in STAGES]
-            status.write_text(finished_status(times, model_bytes=_dir_bytes(model_dir)))
-
+            gateway = start_instance(demo, stack, deployment)
         with demo.step("point the deployment at the local rig, then qwen3vl-aws wait"):
-            standins = install_standins(state_dir / "stand-ins")
-            deployment = load_deployment(NAME)
-            deployment.endpoint = f"{gateway.base_url}/v1"
-            deployment.port = gateway.port
-            deployment.transport = "local"
-            deployment.extra.update(local_root=str(root), local_path=str(standins))
-            deployment.save()
-            demo.note(
-                f"transport 'local': commands for the instance run here under {root}; "
-                f"`systemctl` and `nvidia-smi` are stand-ins from {standins} (no systemd or GPU "
-                "here: they report the units by their ports and a recorded A10G)"
-            )
-            demo.cli("wait", "--timeout", "120")
-            if deployment.cert_path.read_bytes() != gateway.cert_path.read_bytes():
-                raise DemoError("wait pinned a certificate other than the instance's")
-            console.print(f"pinned certificate: {deployment.cert_path} (fetched over the channel)")
-
+            deployment = point_at_rig(demo, gateway)
         with demo.step("qwen3vl-aws health"):
             demo.note("the units and gpu rows come from the stand-ins, everything else is real")
             demo.cli("health")
-
         with demo.step("a first chat through the gateway (TLS verified against the pin)"):
-            key = demo.cli("key", capture=True).strip()
-            model = deployment.served_model_name
-            with pinned_client(deployment, key) as http:
-                outcome = demo.outcome
-                outcome.answer = chat(http, model, PROMPT)
-                console.print(f"[bold]user:[/] {PROMPT}")
-                console.print(f"[bold]{model}:[/] {outcome.answer!r}", highlight=False)
-                demo.note(
-                    "(a tiny random model: its words are gibberish, the path is the real one)"
-                )
-                image = "data:image/png;base64," + base64.b64encode(tiny_png()).decode()
-                outcome.image_answer = chat(
-                    http,
-                    model,
-                    [
-                        {"type": "image_url", "image_url": {"url": image}},
-                        {"type": "text", "text": "What is in this image?"},
-                    ],
-                )
-                console.print(f"[bold]image chat:[/] {outcome.image_answer!r}", highlight=False)
-            console.print("The same request with curl (key read with `qwen3vl-aws key`):")
-            console.print(
-                curl_equivalent(deployment.endpoint, deployment.cert_path, model),
-                markup=False,
-                highlight=False,
-            )
-
+            key = first_chats(demo, deployment)
         with demo.step("qwen3vl-aws rotate-key --grace 0, then a request with the new key"):
-            demo.cli("rotate-key", "--grace", "0")
-            new_key = demo.cli("key", capture=True).strip()
-            with pinned_client(deployment, new_key) as http:
-                chat(http, model, PROMPT)
-                demo.outcome.rotated_key_works = True
-            with pinned_client(deployment, key) as http:
-                refused = http.get("/v1/models")
-            demo.outcome.old_key_refused = refused.status_code == 401
-            if not demo.outcome.old_key_refused:
-                raise DemoError(f"the old key still gets HTTP {refused.status_code}")
-            console.print("new key: chat answered; old key: HTTP 401")
-
+            rotate(demo, deployment, key)
         with demo.step("qwen3vl-aws destroy --yes"):
             demo.cli("destroy", "--yes")
             demo.outcome.resources_left = _resources_left(demo)
@@ -458,7 +478,7 @@ def main(argv: list[str] | None = None, run: Callable[..., Outcome] = run_demo) 
         console.print("[yellow]Interrupted: everything the demo started is stopped.[/]")
         return 130
     except DemoError as exc:
-        console.print(f"[bold red]Demo failed:[/] {exc}", highlight=False)
+        console.print(f"[bold red]Demo failed:[/] {escape(str(exc))}")
         console.print(f"Logs and state are in {state_dir}")
         return 1
     if args.json:
