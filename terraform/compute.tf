@@ -13,6 +13,7 @@ module "userdata" {
   port              = var.port
 
   allowed_media_domains = var.allowed_media_domains
+  model_cache           = var.model_cache
 }
 
 resource "aws_instance" "this" {

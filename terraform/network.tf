@@ -4,7 +4,7 @@ locals {
   ssh_cidrs      = local.ssh_enabled ? var.ssh_allowed_cidrs : []
   endpoint_cidrs = toset(var.allowed_cidrs)
   offered_zones  = sort(data.aws_ec2_instance_type_offerings.zones.locations)
-  vpc_id         = coalesce(var.vpc_id, one(data.aws_vpc.default[*].id))
+  vpc_id         = coalesce(var.vpc_id, one(data.aws_subnet.given[*].vpc_id), one(data.aws_vpc.default[*].id))
 
   # Candidate subnets by zone (only zones offering the type); the first zone by name wins, so
   # the choice is stable from plan to plan.
@@ -24,8 +24,27 @@ data "aws_ec2_instance_type_offerings" "zones" {
 }
 
 data "aws_vpc" "default" {
-  count   = var.vpc_id == null ? 1 : 0
+  count   = var.vpc_id == null && var.subnet_id == null ? 1 : 0
   default = true
+}
+
+# A subnet given by the user: its VPC hosts the security group, and it must lie in a zone that
+# offers the instance type (caught here, at plan time, rather than by RunInstances).
+data "aws_subnet" "given" {
+  count = var.subnet_id == null ? 0 : 1
+  id    = var.subnet_id
+
+  lifecycle {
+    postcondition {
+      condition     = contains(local.offered_zones, self.availability_zone)
+      error_message = "Subnet ${var.subnet_id} is in ${self.availability_zone}, which does not offer ${var.instance_type} (zones offering it: ${join(", ", local.offered_zones)}). Choose a subnet in one of those zones."
+    }
+
+    postcondition {
+      condition     = var.vpc_id == null || self.vpc_id == var.vpc_id
+      error_message = "Subnet ${var.subnet_id} belongs to ${self.vpc_id}, not to vpc_id ${coalesce(var.vpc_id, "-")}."
+    }
+  }
 }
 
 data "aws_subnets" "candidates" {

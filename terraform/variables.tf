@@ -126,9 +126,14 @@ variable "vpc_id" {
 }
 
 variable "subnet_id" {
-  description = "Subnet (with a route to the internet) for the instance. null (default) = a default subnet in a zone that offers instance_type."
+  description = "Subnet (with a route to the internet) for the instance; its VPC is used unless vpc_id is given. null (default) = a default-VPC subnet in a zone that offers instance_type."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.subnet_id == null || can(regex("^subnet-[0-9a-f]{8,17}$", var.subnet_id))
+    error_message = "subnet_id must look like subnet-0123456789abcdef0."
+  }
 }
 
 variable "root_volume_size_gib" {
@@ -220,6 +225,17 @@ variable "allowed_media_domains" {
   description = "Domains image URLs may be fetched from; [] (default) = any public domain (private and link-local addresses stay unreachable)."
   type        = list(string)
   default     = []
+}
+
+variable "model_cache" {
+  description = "Where the instance keeps the model weights: \"ebs\" (default) on the root volume, so a stop/start needs no download; \"instance-store\" on the NVMe instance store, faster to read but wiped at every stop, so the weights download again after each start."
+  type        = string
+  default     = "ebs"
+
+  validation {
+    condition     = contains(["ebs", "instance-store"], var.model_cache)
+    error_message = "model_cache must be \"ebs\" or \"instance-store\"."
+  }
 }
 
 variable "domain" {

@@ -35,6 +35,10 @@ def deployment_status(
 ) -> dict[str, Any]:
     """The ``status --json`` document.
 
+    ``cert_path`` is where the endpoint's certificate is pinned (clients verify TLS with it; the
+    file exists once ``wait`` or ``apply`` has fetched it), ``served_model_name`` the name
+    requests send as "model".
+
     ``uptime_seconds`` and ``cost_since_launch_usd`` count from the instance's last launch (EC2
     resets LaunchTime on every start) and are null while it is not running.
     """
@@ -52,6 +56,9 @@ def deployment_status(
         "instance_id": deployment.instance_id,
         "endpoint": deployment.endpoint,
         "public_ip": deployment.public_ip,
+        "cert_path": str(deployment.cert_path),
+        "served_model_name": deployment.served_model_name,
+        "engine": deployment.engine,
         "transport": deployment.transport,
         "hourly_usd": price.usd_per_hour,
         "price_source": price.source,

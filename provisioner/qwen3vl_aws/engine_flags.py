@@ -62,6 +62,19 @@ def mem_fraction_static(plan: ServingPlan) -> float:
     return math.floor(static / plan.gpu.memory_bytes * 100) / 100
 
 
+def translation_note(plan: ServingPlan, engine: str) -> str | None:
+    """One line for ``plan-serving``: how the plan's vLLM terms became ``engine``'s flags."""
+    if engine != "sglang":
+        return None
+    return (
+        f"SGLang: --mem-fraction-static {mem_fraction_static(plan):g} = weights plus KV cache "
+        f"per GPU over the GPU's {plan.gpu.memory_mib:,} MiB (SGLang's fraction covers only "
+        "those; activations, the vision encoder and CUDA graphs use the rest); the context "
+        "length, request and prefill-chunk limits, tensor parallelism and image cap are the "
+        "plan's under SGLang's names; its radix cache does prefix caching."
+    )
+
+
 def sglang_flags(plan: ServingPlan) -> list[str]:
     """SGLang server arguments for ``plan`` (no model path, host, port or served name)."""
     from .model_profile import load_profile

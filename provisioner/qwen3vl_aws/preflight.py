@@ -1,13 +1,15 @@
 """Checks that run before anything is created, so bad input fails fast and changes nothing.
 
 Instance type family, CIDRs (the whole internet only when asked for explicitly), the caller's
-public IP when no CIDR is given, AWS credentials (STS) and whether the region offers the type.
+public IP when no CIDR is given, AWS credentials (STS), whether the region offers the type,
+media domains, and a given subnet (it exists, in a zone offering the type).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +50,56 @@ def validate_cidrs(
         if str(network) not in result:
             result.append(str(network))
     return result
+
+
+# The userdata module's allowed_media_domains validation (lowercase DNS names).
+DNS_NAME = re.compile(r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+def validate_media_domains(domains: Iterable[str]) -> list[str]:
+    """Normalise media domains (lowercase, no duplicates); reject anything but a DNS name."""
+    result: list[str] = []
+    for raw in domains:
+        name = raw.strip().lower().rstrip(".")
+        if not DNS_NAME.match(name):
+            raise UsageError(
+                f"--allow-media-domain {raw!r} is not a domain name: give the host part only, "
+                "like upload.wikimedia.org (no scheme, port, path or wildcard)."
+            )
+        if name not in result:
+            result.append(name)
+    return result
+
+
+def validate_subnet_id(subnet_id: str | None) -> str | None:
+    if subnet_id is not None and not SUBNET_ID.match(subnet_id):
+        raise UsageError(
+            f"--subnet-id {subnet_id!r} is not a subnet id: it looks like subnet-0123456789abcdef0."
+        )
+    return subnet_id
+
+
+def check_subnet(ec2_client: Any, subnet_id: str, zones: Iterable[str], instance_type: str) -> str:
+    """The subnet's zone, after checking that it exists and offers ``instance_type``."""
+    import botocore.exceptions
+
+    with aws_errors(f"Describing subnet {subnet_id}"):
+        try:
+            subnet = ec2_client.describe_subnets(SubnetIds=[subnet_id])["Subnets"][0]
+        except botocore.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "InvalidSubnetID.NotFound":
+                raise
+            raise UsageError(
+                f"Subnet {subnet_id} does not exist in this region: check --subnet-id and --region."
+            ) from None
+    zone, offered = subnet["AvailabilityZone"], list(zones)
+    if zone not in offered:
+        raise UsageError(
+            f"Subnet {subnet_id} is in {zone}, which does not offer {instance_type} (zones "
+            f"offering it: {', '.join(offered)}). Choose a subnet in one of those zones."
+        )
+    return zone
 
 
 def open_networks(cidrs: Iterable[str]) -> list[str]:

@@ -50,6 +50,9 @@ class ApplyRequest:
     ssh_key_name: str | None = None
     ssh_allowed_cidrs: list[str] = field(default_factory=list)
     ssh_key_path: str | None = None
+    allowed_media_domains: list[str] = field(default_factory=list)
+    subnet_id: str | None = None
+    model_cache: str = "ebs"
     extra_variables: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -70,9 +73,13 @@ class ApplyRequest:
             "served_model_name": self.served_model_name,
             "engine_args": self.engine_args,
             "domain": self.domain,
+            "allowed_media_domains": self.allowed_media_domains,
+            "model_cache": self.model_cache,
         }
         if self.ami_id:
             variables["ami_id"] = self.ami_id
+        if self.subnet_id:
+            variables["subnet_id"] = self.subnet_id
         if self.ssh_key_name:
             variables["ssh_key_name"] = self.ssh_key_name
             variables["ssh_allowed_cidrs"] = self.ssh_allowed_cidrs

@@ -127,11 +127,13 @@ def test_status_json(stop: bool) -> None:
             instance_id=instance_id,
             endpoint="https://192.0.2.10/v1",
             public_ip="192.0.2.10",
+            engine="sglang",
         ).save()
         result = CliRunner().invoke(cli, ["status", "--json"])
     assert result.exit_code == 0, result.output
     doc = validate_output("status", result.stdout)
     assert doc["state"] == ("stopped" if stop else "running")
+    assert doc["engine"] == "sglang"
 
 
 def test_the_status_schema_rejects_a_cost_for_a_stopped_instance() -> None:
@@ -143,6 +145,9 @@ def test_the_status_schema_rejects_a_cost_for_a_stopped_instance() -> None:
         "instance_id": "i-0abc",
         "endpoint": None,
         "public_ip": None,
+        "cert_path": "/home/me/.local/state/qwen3vl-aws/qwen3vl/endpoint-cert.pem",
+        "served_model_name": "Qwen/Qwen3-VL-8B-Instruct",
+        "engine": "vllm",
         "transport": "ssm",
         "hourly_usd": 1.006,
         "price_source": "catalog",
@@ -154,3 +159,44 @@ def test_the_status_schema_rejects_a_cost_for_a_stopped_instance() -> None:
         jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
     doc.update(uptime_seconds=None, cost_since_launch_usd=None)
     jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("engine", "tgi"), ("cert_path", "relative/cert.pem"), ("served_model_name", "a b")],
+)
+def test_the_status_schema_checks_what_clients_read(field: str, value: str) -> None:
+    doc = {
+        "name": "qwen3vl",
+        "region": "us-east-1",
+        "state": "not-found",
+        "instance_type": "g5.xlarge",
+        "instance_id": None,
+        "endpoint": None,
+        "public_ip": None,
+        "cert_path": "/state/qwen3vl/endpoint-cert.pem",
+        "served_model_name": "Qwen/Qwen3-VL-8B-Instruct",
+        "engine": "vllm",
+        "transport": "ssm",
+        "hourly_usd": 1.006,
+        "price_source": "catalog",
+        "launched_at": None,
+        "uptime_seconds": None,
+        "cost_since_launch_usd": None,
+    }
+    jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            {**doc, field: value}, schema("status"), cls=jsonschema.Draft202012Validator
+        )
+    without = {k: v for k, v in doc.items() if k != field}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(without, schema("status"), cls=jsonschema.Draft202012Validator)
+
+
+def test_plan_serving_json_names_the_engine_and_its_flags() -> None:
+    result = CliRunner().invoke(cli, ["plan-serving", "--offline", "--engine", "sglang", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = validate_output("plan-serving", result.output)
+    assert doc["engine"] == "sglang"
+    assert "--context-length" in doc["engine_args"] and "--max-model-len" in doc["flags"]

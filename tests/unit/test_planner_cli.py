@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.cli.serving_opts import SERVING_OPTION_NAMES, plan_from_options, serving_options
+from qwen3vl_aws.engine_flags import sglang_flags, translation_note
 from qwen3vl_aws.errors import UsageError
 from qwen3vl_aws.model_profile import FP8_MODEL_ID
 from qwen3vl_aws.planner import plan_serving
@@ -23,7 +24,9 @@ def test_json_is_the_plan():
     result = run("--instance-type", "g6.12xlarge", "--offline", "--json")
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc == json.loads(json.dumps(plan_serving("g6.12xlarge").to_json()))
+    plan = plan_serving("g6.12xlarge")
+    expected = {**plan.to_json(), "engine": "vllm", "engine_args": plan.flags}
+    assert doc == json.loads(json.dumps(expected))
 
 
 def test_table_shows_the_arithmetic_and_the_flags():
@@ -35,6 +38,24 @@ def test_table_shows_the_arithmetic_and_the_flags():
         assert line in result.output.replace("\n     ", " ")
     flags_line = result.output.split("vLLM flags:\n", 1)[1].strip()
     assert shlex.split(flags_line) == plan.flags
+    assert "SGLang" not in result.output
+
+
+def test_sglang_table_shows_the_translated_flags_and_why():
+    result = run("-t", "g6.12xlarge", "--offline", "--engine", "sglang")
+    assert result.exit_code == 0, result.output
+    plan = plan_serving("g6.12xlarge")
+    flags_line = result.output.split("SGLang flags:\n", 1)[1].strip()
+    assert shlex.split(flags_line) == sglang_flags(plan)
+    assert "vLLM flags:" not in result.output
+    note = translation_note(plan, "sglang")
+    assert note and note in result.output.replace("\n      ", " ")
+
+
+def test_unknown_engine_is_refused():
+    result = run("--offline", "--engine", "tgi")
+    assert result.exit_code == 2
+    assert "'tgi' is not one of 'vllm', 'sglang'" in result.output
 
 
 def test_overrides_are_passed_through():

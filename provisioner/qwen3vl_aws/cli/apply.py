@@ -10,7 +10,14 @@ import click
 
 from ..catalog import DEFAULT_INSTANCE_TYPE
 from . import App, pass_app
-from .serving_opts import serving_options
+from .serving_opts import engine_option, serving_options
+
+#: --model-cache values (the Terraform variable model_cache) and what each means for the user.
+MODEL_CACHES = {
+    "ebs": "root EBS volume (kept across stop/start)",
+    "instance-store": "NVMe instance store (wiped at every stop: the weights download again at "
+    "each start)",
+}
 
 
 @click.command(name="apply")
@@ -50,6 +57,27 @@ from .serving_opts import serving_options
     type=click.Path(dir_okay=False),
     help="Private key file of --ssh-key-name, for the SSH command channel.",
 )
+@click.option(
+    "--subnet-id",
+    help="Subnet for the instance (its VPC is used). Default: a default-VPC subnet in a zone "
+    "offering the type.",
+)
+@click.option(
+    "--allow-media-domain",
+    "media_domains",
+    multiple=True,
+    metavar="DOMAIN",
+    help="Only fetch image URLs from this domain (repeatable). Default: any public domain.",
+)
+@click.option(
+    "--model-cache",
+    type=click.Choice(list(MODEL_CACHES)),
+    default="ebs",
+    show_default=True,
+    help="Where the weights live: the root EBS volume (kept across stop/start) or the NVMe "
+    "instance store (faster, but wiped at every stop: downloaded again at each start).",
+)
+@engine_option
 @serving_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-wait", is_flag=True, help="Return when Terraform is done; skip the wait.")
@@ -65,6 +93,7 @@ def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
     from .. import preflight, pricing, provision
     from ..catalog import get_instance_type
+    from ..engine_flags import engine_args
     from ..keys import generate_key, validate_key
     from ..tfprogress import TerraformProgress
     from .serving_opts import plan_from_options
@@ -78,6 +107,8 @@ def command(app: App, **opts) -> None:
             "--ssh-key-name and --ssh-allow go together: the EC2 key pair to log in with, and "
             "the networks that may reach port 22."
         )
+    media_domains = preflight.validate_media_domains(opts["media_domains"])
+    subnet_id = preflight.validate_subnet_id(opts["subnet_id"])
 
     clients = app.clients
     region = clients.region
@@ -85,6 +116,8 @@ def command(app: App, **opts) -> None:
     preflight.require_credentials(clients.credentials_available())
     identity = preflight.check_credentials(clients.client("sts"))
     zones = preflight.check_offering(clients.client("ec2"), instance.name, region)
+    if subnet_id:
+        zones = [preflight.check_subnet(clients.client("ec2"), subnet_id, zones, instance.name)]
     serving = {k: v for k, v in opts.items() if k != "instance_type"}
     plan = plan_from_options(instance.name, clients=clients, **serving)
     price = pricing.hourly_price(instance.name, region, profile=app.profile)
@@ -98,12 +131,16 @@ def command(app: App, **opts) -> None:
         port=opts["port"],
         model_id=plan.model_id,
         served_model_name=plan.model_id,
-        engine_args=list(plan.flags),
+        engine=opts["engine"],
+        engine_args=engine_args(plan, opts["engine"]),
         ami_id=opts["ami_id"],
         domain=opts["domain"],
         ssh_key_name=opts["ssh_key_name"],
         ssh_allowed_cidrs=ssh_allowed,
         ssh_key_path=opts["ssh_key_path"],
+        allowed_media_domains=media_domains,
+        subnet_id=subnet_id,
+        model_cache=opts["model_cache"],
     )
     tf = provision.terraform_for(app.name)
     with TerraformProgress(app.err, "Planning") as sink:
@@ -179,15 +216,25 @@ def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) 
 def _show_plan(app: App, request, account, zones, price, summary, plan) -> None:
     from rich.table import Table
 
+    from ..engine_flags import ENGINE_NAMES
+
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("Deployment", f"{request.name} in {request.region} (account {account})")
-    table.add_row("Instance", f"{request.instance_type} (zones offering it: {', '.join(zones)})")
+    where = f"subnet {request.subnet_id}, zone" if request.subnet_id else "zones offering it:"
+    table.add_row("Instance", f"{request.instance_type} ({where} {', '.join(zones)})")
     table.add_row(
         "Price",
         f"${price.usd_per_hour:.3f}/hour on demand, ~${price.usd_per_hour * 24:.2f}/day "
         f"- {price.source}",
     )
-    table.add_row("Model", f"{plan.model_id} ({' '.join(plan.flags[:6])} …)")
+    table.add_row("Model", plan.model_id)
+    table.add_row(
+        "Engine", f"{ENGINE_NAMES[request.engine]} ({' '.join(request.engine_args[:6])} …)"
+    )
+    table.add_row(
+        "Image URLs", "from " + (", ".join(request.allowed_media_domains) or "any public domain")
+    )
+    table.add_row("Model cache", MODEL_CACHES[request.model_cache])
     table.add_row("Endpoint", f"port {request.port} from {', '.join(request.allowed_cidrs)}")
     ssh = f"{request.ssh_key_name} from {', '.join(request.ssh_allowed_cidrs) or 'nowhere'}"
     table.add_row("SSH", ssh if request.ssh_key_name else "closed (SSM command channel)")

@@ -1,4 +1,4 @@
-"""``qwen3vl-aws plan-serving``: the vLLM flags for an instance type, and the arithmetic behind."""
+"""``qwen3vl-aws plan-serving``: an instance type's engine flags, and the arithmetic behind."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 
 from ..catalog import DEFAULT_INSTANCE_TYPE
 from . import App, pass_app
-from .serving_opts import plan_from_options, serving_options
+from .serving_opts import engine_option, plan_from_options, serving_options
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -26,22 +26,30 @@ if TYPE_CHECKING:
     show_default=True,
     help="EC2 instance type (g5, g6 or g6e family).",
 )
+@engine_option
 @serving_options
 @click.option("--offline", is_flag=True, help="Use the built-in GPU table; do not ask EC2.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @pass_app
-def command(app: App, instance_type: str, offline: bool, as_json: bool, **opts: object) -> None:
-    """Show the vLLM flags apply will use on an instance type, and why."""
+def command(
+    app: App, instance_type: str, engine: str, offline: bool, as_json: bool, **opts: object
+) -> None:
+    """Show the engine flags apply will use on an instance type, and why."""
+    from ..engine_flags import ENGINE_NAMES, engine_args, translation_note
+
     plan = plan_from_options(instance_type, clients=None if offline else app.clients, **opts)
+    args = engine_args(plan, engine)
     if as_json:
-        click.echo(json.dumps(plan.to_json(), indent=2))
+        click.echo(json.dumps({**plan.to_json(), "engine": engine, "engine_args": args}, indent=2))
         return
     app.out.print(_summary(plan))
     app.out.print("\nHow it is worked out:")
-    for number, line in enumerate(plan.explanation, start=1):
+    note = translation_note(plan, engine)
+    lines = [*plan.explanation, note] if note else plan.explanation
+    for number, line in enumerate(lines, start=1):
         app.out.print(f"  {number:>2}. {line}", markup=False)
-    app.out.print("\nvLLM flags:")
-    app.out.print(f"  {shlex.join(plan.flags)}", markup=False)
+    app.out.print(f"\n{ENGINE_NAMES[engine]} flags:")
+    app.out.print(f"  {shlex.join(args)}", markup=False)
 
 
 def _summary(plan: ServingPlan) -> Table:

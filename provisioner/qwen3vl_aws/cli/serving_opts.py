@@ -50,7 +50,8 @@ _OPTIONS = (
     click.option(
         "--gpu-memory-utilization",
         type=click.FloatRange(0.1, 0.98),
-        help="Share of each GPU's memory vLLM may use (default: 0.9).",
+        help="Share of each GPU's memory the engine may use (default: 0.9; for SGLang it "
+        "becomes --mem-fraction-static).",
     ),
     click.option(
         "--tensor-parallel-size",
@@ -74,6 +75,19 @@ _OPTIONS = (
         help="Accept video inputs (they need a larger vision reserve).",
     ),
 )
+
+
+def engine_option(func: F) -> F:
+    """Add ``--engine`` (which server runs the plan; its flags are translated to match)."""
+    from ..engine_flags import DEFAULT_ENGINE, ENGINES
+
+    return click.option(
+        "--engine",
+        type=click.Choice(ENGINES),
+        default=DEFAULT_ENGINE,
+        show_default=True,
+        help="Inference server on the instance; the plan is rendered as its flags.",
+    )(func)
 
 
 def serving_options(func: F) -> F:
