@@ -297,7 +297,7 @@ def start_instance(demo: Demo, stack: ExitStack, deployment: Any) -> Any:
         console.print(f"nginx (the rendered gateway config) on {gateway.base_url}")
     with demo.timed_stage("engine"):
         args = engine_args(root)
-        console.print("vLLM flags from engine.env:", shlex.join(args), markup=False)
+        console.print("vLLM flags from engine.env:", shlex.join(args), markup=False, soft_wrap=True)
         stack.callback(console.print, "vLLM stopped")
         server = stack.enter_context(
             start_vllm(
@@ -367,7 +367,8 @@ def first_chats(demo: Demo, deployment: Any) -> str:
         )
         console.print(f"[bold]image chat:[/] {escape(repr(outcome.image_answer))}")
     console.print("The same request with curl (key read with `qwen3vl-aws key`):")
-    console.print(curl_equivalent(deployment.endpoint, deployment.cert_path, model), markup=False)
+    curl = curl_equivalent(deployment.endpoint, deployment.cert_path, model)
+    console.print(curl, markup=False, soft_wrap=True)  # unwrapped: it is pasted
     return key
 
 
