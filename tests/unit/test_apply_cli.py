@@ -62,3 +62,31 @@ def test_detected_ip_is_offered_and_can_be_declined(
     assert "Pass --allow CIDR" in declined.output
     accepted = _apply(stdin="y\n")
     assert accepted.exit_code == 3  # went on to the credentials check
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--allow-media-domain", "https://upload.wikimedia.org/"), "is not a domain name"),
+        (("--allow-media-domain", "*.example.com"), "no scheme, port, path or wildcard"),
+        (("--subnet-id", "vpc-0123456789abcdef0"), "looks like subnet-0123456789abcdef0"),
+        (("--engine", "tgi"), "'tgi' is not one of 'vllm', 'sglang'"),
+        (("--model-cache", "tmpfs"), "'tmpfs' is not one of 'ebs', 'instance-store'"),
+    ],
+)
+def test_bad_option_values_fail_before_any_aws_call(
+    no_credentials: None, args: tuple, message: str
+) -> None:
+    result = _apply("--yes", "--allow", "203.0.113.7/32", *args)
+    assert result.exit_code == 2, result.output  # 3 would mean it got as far as credentials
+    assert message in result.output
+
+
+def test_good_option_values_pass_the_checks(no_credentials: None) -> None:
+    result = _apply(
+        "--yes", "--allow", "203.0.113.7/32", "--engine", "sglang", "--model-cache",
+        "instance-store", "--allow-media-domain", "Upload.Wikimedia.org.",
+        "--subnet-id", "subnet-0123456789abcdef0",
+    )  # fmt: skip
+    assert result.exit_code == 3  # went on to the credentials check
+    assert "No AWS credentials found" in result.output

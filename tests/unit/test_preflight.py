@@ -10,11 +10,13 @@ from qwen3vl_aws.errors import AwsError, UsageError
 from qwen3vl_aws.preflight import (
     check_credentials,
     check_offering,
+    check_subnet,
     detect_public_ip,
     host_cidr,
     open_networks,
     require_credentials,
     validate_cidrs,
+    validate_media_domains,
 )
 
 
@@ -94,3 +96,24 @@ def test_no_credentials() -> None:
     with pytest.raises(AwsError, match="No AWS credentials found"):
         require_credentials(False)
     require_credentials(True)
+
+
+def test_media_domains_are_normalised_and_checked() -> None:
+    assert validate_media_domains(
+        ["Upload.Wikimedia.org.", "upload.wikimedia.org", " images.example.com "]
+    ) == ["upload.wikimedia.org", "images.example.com"]
+    for bad in ("https://upload.wikimedia.org", "example.com:443", "*.example.com", "localhost"):
+        with pytest.raises(UsageError, match="is not a domain name"):
+            validate_media_domains([bad])
+
+
+@mock_aws
+def test_a_given_subnet_must_exist_in_a_zone_offering_the_type() -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    by_zone = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
+    zone = check_subnet(ec2, by_zone["us-east-1b"], ["us-east-1a", "us-east-1b"], "g5.xlarge")
+    assert zone == "us-east-1b"
+    with pytest.raises(UsageError, match=r"is in us-east-1c, which does not offer g5\.xlarge"):
+        check_subnet(ec2, by_zone["us-east-1c"], ["us-east-1a"], "g5.xlarge")
+    with pytest.raises(UsageError, match="does not exist in this region"):
+        check_subnet(ec2, "subnet-0123456789abcdef0", ["us-east-1a"], "g5.xlarge")

@@ -30,6 +30,30 @@ def test_terraform_variables_hold_no_key_and_only_what_was_asked() -> None:
     assert not any("key" in str(v) for k, v in variables.items() if k != "engine_args")
 
 
+def test_engine_media_domains_subnet_and_model_cache_become_terraform_inputs() -> None:
+    defaults = _request().terraform_variables()
+    assert (defaults["engine"], defaults["model_cache"]) == ("vllm", "ebs")
+    assert defaults["allowed_media_domains"] == [] and "subnet_id" not in defaults
+    variables = _request(
+        engine="sglang",
+        engine_args=["--context-length", "8192"],
+        allowed_media_domains=["upload.wikimedia.org"],
+        subnet_id="subnet-0123456789abcdef0",
+        model_cache="instance-store",
+    ).terraform_variables()
+    assert variables["engine"] == "sglang"
+    assert variables["engine_args"] == ["--context-length", "8192"]
+    assert variables["allowed_media_domains"] == ["upload.wikimedia.org"]
+    assert variables["subnet_id"] == "subnet-0123456789abcdef0"
+    assert variables["model_cache"] == "instance-store"
+
+
+def test_record_keeps_the_engine() -> None:
+    deployment = record(_request(engine="sglang"), {"instance_id": "i-0abc"})
+    assert deployment.engine == "sglang"
+    assert load_deployment("demo").engine == "sglang"
+
+
 def test_ssh_transport_only_with_a_key_pair() -> None:
     plain = _request(ssh_allowed_cidrs=["198.51.100.0/24"])
     assert plain.transport == "ssm" and "ssh_allowed_cidrs" not in plain.terraform_variables()

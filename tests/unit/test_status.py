@@ -43,6 +43,15 @@ def test_running_instance_has_uptime_and_cost() -> None:
     assert doc["endpoint"] == "https://198.51.100.9/v1"
 
 
+def test_clients_find_the_pinned_certificate_model_name_and_engine() -> None:
+    deployment = _deployment()
+    deployment.engine = "sglang"
+    deployment.served_model_name = "qwen3-vl"
+    doc = deployment_status(deployment, None, PRICE, now=NOW)
+    assert doc["cert_path"] == str(deployment.directory / "endpoint-cert.pem")
+    assert (doc["served_model_name"], doc["engine"]) == ("qwen3-vl", "sglang")
+
+
 def test_stopped_instance_costs_nothing_more() -> None:
     doc = deployment_status(_deployment(), _instance("stopped", NOW), PRICE, now=NOW)
     assert doc["state"] == "stopped"
