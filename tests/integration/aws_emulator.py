@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rig.emulator import (  # noqa: F401 (re-exported for the tests)
+    MOTO_DLAMI,
+    MOTO_DLAMI_NAME,
+    MOTO_DLAMI_OWNER,
+    REGION,
+    leftover_resources,
+)
+
 CLI = str(Path(sys.executable).parent / "qwen3vl-aws")
-REGION = "us-east-1"
-# An Ubuntu Deep Learning AMI from moto's built-in catalog (owner 898082745236, Amazon's DLAMI
-# publisher account); moto has no DLAMI SSM parameter, so apply gets it via --ami-id.
-MOTO_DLAMI = "ami-dca37ea5"
-MOTO_DLAMI_OWNER = "898082745236"
-MOTO_DLAMI_NAME = "Deep Learning AMI Ubuntu Linux - 2.4_Oct2017"
 
 
 @dataclass
@@ -47,31 +49,7 @@ class Emulator:
 
 def created_resources(emulator: Emulator, region: str = REGION) -> dict[str, list[str]]:
     """Everything an apply could have left behind, by kind (empty lists = nothing created)."""
-    ec2 = emulator.client("ec2", region)
-    iam = emulator.client("iam", region)
-    instances = [
-        i["InstanceId"]
-        for r in ec2.describe_instances()["Reservations"]
-        for i in r["Instances"]
-        if i["State"]["Name"] != "terminated"
-    ]
-    groups = [
-        g["GroupId"]
-        for g in ec2.describe_security_groups()["SecurityGroups"]
-        if g["GroupName"] != "default"
-    ]
-    return {
-        "instances": instances,
-        "addresses": [a["AllocationId"] for a in ec2.describe_addresses()["Addresses"]],
-        "security_groups": groups,
-        "roles": [r["RoleName"] for r in iam.list_roles()["Roles"]],
-        "instance_profiles": [
-            p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
-        ],
-        "secrets": [
-            s["ARN"] for s in emulator.client("secretsmanager", region).list_secrets()["SecretList"]
-        ],
-    }
+    return leftover_resources(lambda service: emulator.client(service, region))
 
 
 def nothing_created(emulator: Emulator, region: str = REGION) -> bool:

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from aws_emulator import REGION, Emulator
+from aws_emulator import Emulator
 from moto_fidelity import keep_gp3_performance
+
+from rig.emulator import cli_environment
 
 
 @pytest.fixture(scope="module")
@@ -28,20 +30,8 @@ def emulator(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     with pytest.MonkeyPatch.context() as mp, keep_gp3_performance():
         mp.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
         requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("AWS_") and k not in ("QWEN3VL_AWS_HOME", "QWEN3VL_NAME")
-        }
+        env = cli_environment(moto_server, scratch, home)
         env.update(
-            AWS_ENDPOINT_URL=moto_server,
-            AWS_ACCESS_KEY_ID="testing",
-            AWS_SECRET_ACCESS_KEY="testing",
-            AWS_REGION=REGION,
-            AWS_DEFAULT_REGION=REGION,
-            AWS_CONFIG_FILE=str(scratch / "config"),
-            AWS_SHARED_CREDENTIALS_FILE=str(scratch / "credentials"),
-            QWEN3VL_AWS_HOME=str(home),
             COLUMNS="200",
         )
         yield Emulator(url=moto_server, env=env, home=home)

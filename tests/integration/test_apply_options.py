@@ -96,6 +96,8 @@ def applied(emulator: Emulator) -> Applied:
         (["--allow-media-domain", "https://upload.wikimedia.org/x"], "is not a domain name"),
         (["--engine", "tgi"], "'tgi' is not one of 'vllm', 'sglang'"),
         (["--model-cache", "tmpfs"], "'tmpfs' is not one of 'ebs', 'instance-store'"),
+        # The serving plan is checked before anything is created, and says what would fit.
+        (["--max-model-len", "200000"], "fits up to --max-model-len"),
     ],
 )
 def test_bad_values_are_refused_and_create_nothing(

@@ -70,7 +70,14 @@ def test_demo_answers_through_the_gateway_and_leaves_nothing(tmp_path: Path) -> 
     # (the demo's client trusts only the pinned certificate; the health checks add two more).
     assert len(chat_lines(state_dir)) >= 3
     assert outcome["rotated_key_works"] and outcome["old_key_refused"]
-    assert outcome["resources_left"] == {"instances": [], "addresses": [], "security_groups": []}
+    assert outcome["resources_left"] == {
+        "instances": [],
+        "addresses": [],
+        "security_groups": [],
+        "roles": [],
+        "instance_profiles": [],
+        "secrets": [],
+    }
     assert "Demo complete" in result.stdout
     # The key was read with `qwen3vl-aws key` but never printed.
     assert "sk-qwen-" not in result.stdout + result.stderr
