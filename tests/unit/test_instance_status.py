@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from channel_doubles import RecordingChannel
 from qwen3vl_aws.channel.base import CommandResult, LocalChannel
 from qwen3vl_aws.errors import ChannelError, CheckFailed
 from qwen3vl_aws.instance_status import (
@@ -197,23 +198,11 @@ def test_snapshot_of_a_missing_status_file_has_a_nonzero_section(tmp_path: Path)
     assert len(parse_gpus(snapshot["gpu"].output)) == 2
 
 
-class CannedChannel:
-    """A channel that returns one fixed result (for what a transport does on failure)."""
-
-    def __init__(self, result: CommandResult) -> None:
-        self.result = result
-        self.scripts: list[str] = []
-
-    def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
-        self.scripts.append(script)
-        return self.result
-
-
 def test_a_snapshot_that_came_back_empty_is_a_channel_error() -> None:
     with pytest.raises(ChannelError, match="exit 255"):
-        read_snapshot(CannedChannel(CommandResult(255, "", "connection lost")))
+        read_snapshot(RecordingChannel(CommandResult(255, "", "connection lost")))
     with pytest.raises(ChannelError, match="empty or cut short"):
-        read_snapshot(CannedChannel(CommandResult(0, "@@qwen3vl-section status\n{", "")))
+        read_snapshot(RecordingChannel(CommandResult(0, "@@qwen3vl-section status\n{", "")))
 
 
 def test_read_status_is_none_before_bootstrap_writes_it(instance_root: Path, tmp_path) -> None:

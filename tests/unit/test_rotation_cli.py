@@ -6,6 +6,7 @@ import boto3
 import pytest
 import qwen3vl_aws.channel.factory as factory
 import qwen3vl_aws.rotation as rotation
+from channel_doubles import RecordingChannel
 from click.testing import CliRunner
 from moto import mock_aws
 from qwen3vl_aws.channel.base import CommandResult
@@ -148,16 +149,6 @@ def test_key_without_a_deployment_says_to_apply(deployed):
     result = run("--name", "other", "key")
     assert result.exit_code == 5
     assert "Run `qwen3vl-aws apply` first" in result.output
-
-
-class RecordingChannel:
-    def __init__(self, result: CommandResult) -> None:
-        self.result = result
-        self.scripts: list[str] = []
-
-    def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
-        self.scripts.append(script)
-        return self.result
 
 
 def test_exec_runs_the_quoted_command_and_exits_with_its_code(deployed, monkeypatch):
