@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from qwen3vl_aws.channel.base import CommandResult
+from qwen3vl_aws.channel.ssm import SsmChannel
 
 
 class RecordingChannel:
@@ -15,3 +18,14 @@ class RecordingChannel:
     def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
         self.scripts.append(script)
         return self.result
+
+
+# SSM with its answers scripted by botocore's Stubber (moto's SSM never runs a script); the
+# ``ssm`` fixture in conftest.py yields the client and its stubber.
+INSTANCE = "i-0123456789abcdef0"
+COMMAND_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def ssm_channel(client: Any) -> SsmChannel:
+    """The SSM transport to INSTANCE over a stubbed client, polling without delay."""
+    return SsmChannel(client, INSTANCE, poll_delay=0, delivery_timeout=30)

@@ -9,7 +9,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
@@ -109,15 +108,6 @@ def test_instance_running_passes_and_stopped_says_start(aws: ClientFactory) -> N
 def test_a_terminated_and_vanished_instance_is_a_failed_check(aws: ClientFactory) -> None:
     result = check_instance(deployment_for("i-0123456789abcdef0"), aws.client("ec2"))
     assert not result.ok and result.detail == "i-0123456789abcdef0 no longer exists"
-
-
-@pytest.fixture
-def ssm() -> Iterator[tuple[object, Stubber]]:
-    client = boto3.client(
-        "ssm", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
 
 
 def expect_info(stubber: Stubber, info: list[dict]) -> None:

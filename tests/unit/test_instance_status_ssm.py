@@ -9,34 +9,19 @@ import json
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
-from qwen3vl_aws.channel.ssm import STDOUT_CAP, SsmChannel
+from channel_doubles import COMMAND_ID, INSTANCE, ssm_channel
+from qwen3vl_aws.channel.ssm import STDOUT_CAP
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import ChannelError
 from qwen3vl_aws.health import run_checks
 from qwen3vl_aws.instance_status import read_log, read_snapshot, read_status
 
-INSTANCE = "i-0123456789abcdef0"
-COMMAND_ID = "11111111-2222-3333-4444-555555555555"
 STATUS = {
     "stages": [{"name": "packages", "state": "running", "started_at": "2026-11-24T10:00:00Z"}],
     "model_bytes": 5,
     "model_bytes_total": 10,
     "updated_at": "2026-11-24T10:00:05Z",
 }
-
-
-@pytest.fixture
-def ssm():
-    client = boto3.client(
-        "ssm", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
-
-
-def channel(client) -> SsmChannel:
-    return SsmChannel(client, INSTANCE, poll_delay=0, delivery_timeout=30)
 
 
 def expect_run(stubber: Stubber, status: str, code: int, stdout: str = "", stderr: str = ""):
@@ -70,14 +55,14 @@ def expect_run(stubber: Stubber, status: str, code: int, stdout: str = "", stder
 def test_read_status_over_ssm(ssm) -> None:
     client, stubber = ssm
     expect_run(stubber, "Success", 0, json.dumps(STATUS))
-    status = read_status(channel(client))
+    status = read_status(ssm_channel(client))
     assert status is not None and status.reached == "packages" and status.model_bytes == 5
 
 
 def test_no_status_file_yet_is_none_not_an_error(ssm) -> None:
     client, stubber = ssm
     expect_run(stubber, "Failed", 3)
-    assert read_status(channel(client)) is None
+    assert read_status(ssm_channel(client)) is None
 
 
 def test_a_log_cut_by_the_ssm_cap_is_flagged(ssm) -> None:
@@ -85,7 +70,7 @@ def test_a_log_cut_by_the_ssm_cap_is_flagged(ssm) -> None:
     body = "x" * 99 + "\n"
     stdout = body * (STDOUT_CAP // len(body)) + "\n@@qwen3vl-section-offset 99999\n"
     expect_run(stubber, "Success", 0, stdout)
-    chunk = read_log(channel(client), "bootstrap", lines=10_000)
+    chunk = read_log(ssm_channel(client), "bootstrap", lines=10_000)
     assert chunk.truncated and chunk.cursor == "99999"
 
 
@@ -93,7 +78,7 @@ def test_a_failing_log_read_says_why(ssm) -> None:
     client, stubber = ssm
     expect_run(stubber, "Failed", 1, stderr="Failed to open journal: Permission denied")
     with pytest.raises(ChannelError, match=r"Reading the vllm log failed.*Permission denied"):
-        read_log(channel(client), "vllm")
+        read_log(ssm_channel(client), "vllm")
 
 
 def test_snapshot_over_ssm(ssm) -> None:
@@ -104,7 +89,7 @@ def test_snapshot_over_ssm(ssm) -> None:
         "@@qwen3vl-section gpu\nNVIDIA L4, 3, 22491, 0\n\n@@qwen3vl-section-end 0\n"
     )
     expect_run(stubber, "Success", 0, stdout)
-    snapshot = read_snapshot(channel(client))
+    snapshot = read_snapshot(ssm_channel(client))
     assert json.loads(snapshot["status"].output) == STATUS
     assert snapshot["gpu"].output == "NVIDIA L4, 3, 22491, 0\n"
 
@@ -143,7 +128,7 @@ def test_health_reports_an_undelivered_snapshot_on_the_instance_checks(ssm, tmp_
         deployment = Deployment(
             name="qwen3vl", region="us-east-1", instance_type="g6.xlarge", instance_id=INSTANCE
         )  # no certificate pinned: the endpoint checks stop at tls
-        results = run_checks(deployment, clients, channel(client), api_key=None)
+        results = run_checks(deployment, clients, ssm_channel(client), api_key=None)
     by_name = {r.name: r for r in results}
     assert by_name["ssm"].ok
     for name in ("bootstrap", "units", "gpu"):

@@ -7,32 +7,14 @@ import subprocess
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
+from channel_doubles import COMMAND_ID, INSTANCE, ssm_channel
 from qwen3vl_aws.channel.factory import channel_for
 from qwen3vl_aws.channel.ssh import SshChannel
 from qwen3vl_aws.channel.ssm import STDOUT_CAP, SsmChannel, wrap_in_bash
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import ChannelError, UsageError
 
-INSTANCE = "i-0123456789abcdef0"
-COMMAND_ID = "11111111-2222-3333-4444-555555555555"
 SCRIPT = 'echo "hello from $(hostname)"'
-
-
-@pytest.fixture
-def ssm():
-    client = boto3.client(
-        "ssm",
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with Stubber(client) as stubber:
-        yield client, stubber
-        stubber.assert_no_pending_responses()
-
-
-def channel(client) -> SsmChannel:
-    return SsmChannel(client, INSTANCE, poll_delay=0, delivery_timeout=30)
 
 
 def expect_send(stubber: Stubber, *, timeout: int = 60) -> None:
@@ -86,7 +68,7 @@ def test_success_returns_output_after_waiting_through_pending_states(ssm):
     expect_poll(stubber, "Success", **done)
     expect_poll(stubber, "Success", **done)  # the final read of the output
 
-    result = channel(client).run(SCRIPT, timeout=60)
+    result = ssm_channel(client).run(SCRIPT, timeout=60)
 
     assert (result.exit_code, result.stdout, result.truncated) == (0, "hello from box\n", False)
 
@@ -99,7 +81,7 @@ def test_execution_failure_is_a_result_with_the_scripts_exit_code(ssm):
         stubber, "Failed", ResponseCode=3, StandardErrorContent="keysync: cannot read secret\n"
     )
 
-    result = channel(client).run(SCRIPT, timeout=60)
+    result = ssm_channel(client).run(SCRIPT, timeout=60)
 
     assert (result.exit_code, result.ok) == (3, False)
     with pytest.raises(ChannelError, match=r"exit 3.*cannot read secret"):
@@ -115,7 +97,7 @@ def test_delivery_timeout_says_the_agent_never_picked_it_up(ssm):
     expect_registration(stubber, "ConnectionLost")
 
     with pytest.raises(ChannelError) as err:
-        channel(client).run(SCRIPT, timeout=60)
+        ssm_channel(client).run(SCRIPT, timeout=60)
 
     message = str(err.value)
     assert message.startswith("Delivery time-out")
@@ -133,7 +115,7 @@ def test_delayed_until_the_waiter_gives_up_cancels_and_reports_delivery(ssm):
     expect_registration(stubber, "Online")
 
     with pytest.raises(ChannelError, match=r"^Delivery time-out.*status Delayed"):
-        channel(client).run(SCRIPT, timeout=1)
+        ssm_channel(client).run(SCRIPT, timeout=1)
 
 
 def test_execution_timeout_is_not_a_delivery_problem(ssm):
@@ -145,7 +127,7 @@ def test_execution_timeout_is_not_a_delivery_problem(ssm):
     )
 
     with pytest.raises(ChannelError, match=r"^Execution time-out.*within 60 s.*step 1"):
-        channel(client).run(SCRIPT, timeout=60)
+        ssm_channel(client).run(SCRIPT, timeout=60)
 
 
 def test_unregistered_instance_says_what_to_check(ssm):
@@ -156,7 +138,7 @@ def test_unregistered_instance_says_what_to_check(ssm):
     expect_registration(stubber, None)
 
     with pytest.raises(ChannelError) as err:
-        channel(client).run(SCRIPT, timeout=60)
+        ssm_channel(client).run(SCRIPT, timeout=60)
 
     message = str(err.value)
     assert f"{INSTANCE} is not registered with SSM" in message
@@ -171,7 +153,7 @@ def test_output_at_the_24000_character_cap_is_flagged_truncated(ssm):
     expect_poll(stubber, "Success", **full)
     expect_poll(stubber, "Success", **full)
 
-    result = channel(client).run(SCRIPT, timeout=60)
+    result = ssm_channel(client).run(SCRIPT, timeout=60)
 
     assert result.ok and result.truncated and len(result.stdout) == STDOUT_CAP
 
@@ -183,7 +165,7 @@ def test_output_under_the_cap_is_not_flagged(ssm):
     expect_poll(stubber, "Success", **short)
     expect_poll(stubber, "Success", **short)
 
-    assert not channel(client).run(SCRIPT, timeout=60).truncated
+    assert not ssm_channel(client).run(SCRIPT, timeout=60).truncated
 
 
 def test_wrapped_script_runs_under_bash_even_when_sh_starts_it():
@@ -244,4 +226,4 @@ def test_an_unexpected_error_while_waiting_is_a_channel_error(ssm):
     stubber.add_client_error("get_command_invocation", "AccessDeniedException", "not allowed")
 
     with pytest.raises(ChannelError, match=r"could not report on command .*AccessDenied"):
-        channel(client).run(SCRIPT, timeout=60)
+        ssm_channel(client).run(SCRIPT, timeout=60)
