@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import os
 
-import boto3
 import pytest
-from moto import mock_aws
 from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.errors import AwsError, ChannelError, UsageError
 from qwen3vl_aws.rotation import ChannelKeySync, Labels, Rotation, RotationFailed, SecretStore
-from rotation_doubles import FakeGateway, interrupt, keysync_fails
-
-OLD = "sk-qwen-" + "o" * 43
-NEW = "sk-qwen-" + "n" * 43
+from rotation_doubles import NEW, OLD, deploy_secret, interrupt, keysync_fails, secrets_manager
 
 
 @pytest.fixture
 def sm(monkeypatch: pytest.MonkeyPatch):
-    for var, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        yield boto3.client("secretsmanager", region_name="us-east-1")
+    with secrets_manager(monkeypatch) as client:
+        yield client
 
 
 class World:
@@ -34,12 +22,8 @@ class World:
 
     def __init__(self, sm) -> None:
         self.sm = sm
-        self.arn = sm.create_secret(Name="qwen3vl/api-key")["ARN"]
-        self.old_version = sm.put_secret_value(SecretId=self.arn, SecretString=OLD)["VersionId"]
+        self.arn, self.old_version, self.gateway = deploy_secret(sm)
         self.store = SecretStore(sm, self.arn)
-        self.gateway = FakeGateway(sm, self.arn)
-        self.gateway.sync(self.old_version, None)
-        self.gateway.syncs.clear()
         self.messages: list[str] = []
         self.sleeps: list[float] = []
 

@@ -2,38 +2,22 @@
 
 from __future__ import annotations
 
-import boto3
 import pytest
 import qwen3vl_aws.channel.factory as factory
 import qwen3vl_aws.rotation as rotation
 from channel_doubles import RecordingChannel
 from click.testing import CliRunner
-from moto import mock_aws
 from qwen3vl_aws.channel.base import CommandResult
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from rotation_doubles import FakeGateway, interrupt
-
-OLD = "sk-qwen-" + "o" * 43
-NEW = "sk-qwen-" + "n" * 43
+from rotation_doubles import NEW, OLD, deploy_secret, interrupt, secrets_manager
 
 
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch):
     """A recorded deployment whose secret holds OLD; the rotation's far side is a FakeGateway."""
-    for var, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        sm = boto3.client("secretsmanager", region_name="us-east-1")
-        arn = sm.create_secret(Name="qwen3vl/api-key")["ARN"]
-        old_version = sm.put_secret_value(SecretId=arn, SecretString=OLD)["VersionId"]
+    with secrets_manager(monkeypatch) as sm:
+        arn, _old_version, gateway = deploy_secret(sm)
         Deployment(
             name="qwen3vl",
             region="us-east-1",
@@ -41,9 +25,6 @@ def deployed(monkeypatch: pytest.MonkeyPatch):
             instance_id="i-0123456789abcdef0",
             secret_arn=arn,
         ).save()
-        gateway = FakeGateway(sm, arn)
-        gateway.sync(old_version, None)
-        gateway.syncs.clear()
 
         def fake_rotation_for(deployment, clients, *, report, accept_host_key=None):
             return rotation.Rotation(
