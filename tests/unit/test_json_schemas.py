@@ -27,16 +27,64 @@ def schema(command: str) -> dict:
     return json.loads((SCHEMAS / f"{command}.json").read_text())
 
 
-def validate_output(command: str, output: str) -> dict:
-    """Parse a command's ``--json`` stdout and validate it; return the document."""
-    doc = json.loads(output)
+def validate(command: str, doc: dict) -> None:
+    """Validate a document against the command's schema (formats checked too)."""
     jsonschema.validate(
         doc,
         schema(command),
         cls=jsonschema.Draft202012Validator,
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
     )
+
+
+def validate_output(command: str, output: str) -> dict:
+    """Parse a command's ``--json`` stdout and validate it; return the document."""
+    doc = json.loads(output)
+    validate(command, doc)
     return doc
+
+
+def record_instance(instance_type: str, *, stopped: bool, **fields: str) -> None:
+    """Launch an instance in moto (inside ``mock_aws``), stop it if asked, and record it as the
+    deployment ``qwen3vl`` at https://192.0.2.10/v1, with any further record fields given."""
+    ec2 = ClientFactory(region="us-east-1").client("ec2")
+    instance_id = ec2.run_instances(
+        ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType=instance_type
+    )["Instances"][0]["InstanceId"]
+    if stopped:
+        ec2.stop_instances(InstanceIds=[instance_id])
+    Deployment(
+        name="qwen3vl",
+        region="us-east-1",
+        instance_type=instance_type,
+        instance_id=instance_id,
+        endpoint="https://192.0.2.10/v1",
+        public_ip="192.0.2.10",
+        **fields,
+    ).save()
+
+
+def status_doc(**changes: object) -> dict:
+    """A valid ``status --json`` document (an instance not found), with the changes given."""
+    doc = {
+        "name": "qwen3vl",
+        "region": "us-east-1",
+        "state": "not-found",
+        "instance_type": "g5.xlarge",
+        "instance_id": None,
+        "endpoint": None,
+        "public_ip": None,
+        "cert_path": "/state/qwen3vl/endpoint-cert.pem",
+        "served_model_name": "Qwen/Qwen3-VL-8B-Instruct",
+        "engine": "vllm",
+        "transport": "ssm",
+        "hourly_usd": 1.006,
+        "price_source": "catalog",
+        "launched_at": None,
+        "uptime_seconds": None,
+        "cost_since_launch_usd": None,
+    }
+    return {**doc, **changes}
 
 
 def json_commands() -> list[str]:
@@ -70,22 +118,7 @@ def test_plan_serving_json(instance_type: str) -> None:
 
 def test_health_json_of_a_stopped_instance(monkeypatch: pytest.MonkeyPatch) -> None:
     with mock_aws():
-        clients = ClientFactory(region="us-east-1")
-        ec2 = clients.client("ec2")
-        instance_id = ec2.run_instances(
-            ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="g5.xlarge"
-        )["Instances"][0]["InstanceId"]
-        ec2.stop_instances(InstanceIds=[instance_id])
-        Deployment(
-            name="qwen3vl",
-            region="us-east-1",
-            instance_type="g5.xlarge",
-            instance_id=instance_id,
-            endpoint="https://192.0.2.10/v1",
-            transport="ssh",
-            public_ip="192.0.2.10",
-            ssh_user="ubuntu",
-        ).save()
+        record_instance("g5.xlarge", stopped=True, transport="ssh", ssh_user="ubuntu")
         key = "sk-qwen-" + "j" * 43
         result = CliRunner().invoke(cli, ["health", "--json", "--key-stdin"], input=key)
     assert result.exit_code == 7
@@ -106,29 +139,15 @@ def test_the_health_schema_rejects_ok_with_a_failing_check() -> None:
     passing = dict(check, ok=True)
     doc = {"deployment": "qwen3vl", "ok": True, "checks": [passing] * 9 + [check]}
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(doc, schema("health"), cls=jsonschema.Draft202012Validator)
+        validate("health", doc)
     doc["ok"] = False
-    jsonschema.validate(doc, schema("health"), cls=jsonschema.Draft202012Validator)
+    validate("health", doc)
 
 
 @pytest.mark.parametrize("stop", [False, True])
 def test_status_json(stop: bool) -> None:
     with mock_aws():
-        ec2 = ClientFactory(region="us-east-1").client("ec2")
-        instance_id = ec2.run_instances(
-            ImageId="ami-12345678", MinCount=1, MaxCount=1, InstanceType="g6e.xlarge"
-        )["Instances"][0]["InstanceId"]
-        if stop:
-            ec2.stop_instances(InstanceIds=[instance_id])
-        Deployment(
-            name="qwen3vl",
-            region="us-east-1",
-            instance_type="g6e.xlarge",
-            instance_id=instance_id,
-            endpoint="https://192.0.2.10/v1",
-            public_ip="192.0.2.10",
-            engine="sglang",
-        ).save()
+        record_instance("g6e.xlarge", stopped=stop, engine="sglang")
         result = CliRunner().invoke(cli, ["status", "--json"])
     assert result.exit_code == 0, result.output
     doc = validate_output("status", result.stdout)
@@ -137,28 +156,17 @@ def test_status_json(stop: bool) -> None:
 
 
 def test_the_status_schema_rejects_a_cost_for_a_stopped_instance() -> None:
-    doc = {
-        "name": "qwen3vl",
-        "region": "us-east-1",
-        "state": "stopped",
-        "instance_type": "g5.xlarge",
-        "instance_id": "i-0abc",
-        "endpoint": None,
-        "public_ip": None,
-        "cert_path": "/home/me/.local/state/qwen3vl-aws/qwen3vl/endpoint-cert.pem",
-        "served_model_name": "Qwen/Qwen3-VL-8B-Instruct",
-        "engine": "vllm",
-        "transport": "ssm",
-        "hourly_usd": 1.006,
-        "price_source": "catalog",
-        "launched_at": None,
-        "uptime_seconds": 60,
-        "cost_since_launch_usd": 0.02,
-    }
+    doc = status_doc(
+        state="stopped",
+        instance_id="i-0abc",
+        cert_path="/home/me/.local/state/qwen3vl-aws/qwen3vl/endpoint-cert.pem",
+        uptime_seconds=60,
+        cost_since_launch_usd=0.02,
+    )
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
+        validate("status", doc)
     doc.update(uptime_seconds=None, cost_since_launch_usd=None)
-    jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
+    validate("status", doc)
 
 
 @pytest.mark.parametrize(
@@ -166,32 +174,13 @@ def test_the_status_schema_rejects_a_cost_for_a_stopped_instance() -> None:
     [("engine", "tgi"), ("cert_path", "relative/cert.pem"), ("served_model_name", "a b")],
 )
 def test_the_status_schema_checks_what_clients_read(field: str, value: str) -> None:
-    doc = {
-        "name": "qwen3vl",
-        "region": "us-east-1",
-        "state": "not-found",
-        "instance_type": "g5.xlarge",
-        "instance_id": None,
-        "endpoint": None,
-        "public_ip": None,
-        "cert_path": "/state/qwen3vl/endpoint-cert.pem",
-        "served_model_name": "Qwen/Qwen3-VL-8B-Instruct",
-        "engine": "vllm",
-        "transport": "ssm",
-        "hourly_usd": 1.006,
-        "price_source": "catalog",
-        "launched_at": None,
-        "uptime_seconds": None,
-        "cost_since_launch_usd": None,
-    }
-    jsonschema.validate(doc, schema("status"), cls=jsonschema.Draft202012Validator)
+    doc = status_doc()
+    validate("status", doc)
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(
-            {**doc, field: value}, schema("status"), cls=jsonschema.Draft202012Validator
-        )
+        validate("status", {**doc, field: value})
     without = {k: v for k, v in doc.items() if k != field}
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate(without, schema("status"), cls=jsonschema.Draft202012Validator)
+        validate("status", without)
 
 
 def test_plan_serving_json_names_the_engine_and_its_flags() -> None:
