@@ -222,6 +222,16 @@ def stub_path(tmp_path: Path) -> Path:
     return bin_dir
 
 
+def installed_instance(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """An instance root holding the installed user-data, and stubs for the tools the bootstrap
+    runs: (root, the stubs' bin directory, their call log, their state directory)."""
+    root = tmp_path / "root"
+    install_instance(root, settings(root))
+    state = tmp_path / "stub-state"
+    state.mkdir()
+    return root, stub_path(tmp_path), tmp_path / "calls.jsonl", state
+
+
 def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
     """Every file under root: content hash, mode and mtime."""
     files = {}
@@ -278,10 +288,7 @@ CHANGING = re.compile(
 
 @pytest.mark.slow
 def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
-    root = tmp_path / "root"
-    install_instance(root, settings(root))
-    stubs, log, state = stub_path(tmp_path), tmp_path / "calls.jsonl", tmp_path / "stub-state"
-    state.mkdir()
+    root, stubs, log, state = installed_instance(tmp_path)
 
     result = run_bootstrap(root, stubs, log, state)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -311,10 +318,7 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
 
 @pytest.mark.slow
 def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
-    root = tmp_path / "root"
-    install_instance(root, settings(root))
-    stubs, log, state = stub_path(tmp_path), tmp_path / "calls.jsonl", tmp_path / "stub-state"
-    state.mkdir()
+    root, stubs, log, state = installed_instance(tmp_path)
     result = run_bootstrap(root, stubs, log, state, fail="hf")
     assert result.returncode != 0
     assert "model" in result.stdout and "the model prefetch failed" in result.stdout
