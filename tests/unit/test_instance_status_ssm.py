@@ -8,8 +8,8 @@ import json
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
-from channel_doubles import COMMAND_ID, INSTANCE, ssm_channel
+from botocore.stub import Stubber
+from channel_doubles import INSTANCE, expect_poll, expect_send_command, ssm_channel
 from qwen3vl_aws.channel.ssm import STDOUT_CAP
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import ChannelError
@@ -26,30 +26,11 @@ STATUS = {
 
 def expect_run(stubber: Stubber, status: str, code: int, stdout: str = "", stderr: str = ""):
     """One command: sent, then polled by the waiter (and fetched once more when it succeeded)."""
-    stubber.add_response(
-        "send_command",
-        {"Command": {"CommandId": COMMAND_ID}},
-        {
-            "InstanceIds": [INSTANCE],
-            "DocumentName": "AWS-RunShellScript",
-            "TimeoutSeconds": 30,
-            "Parameters": ANY,
-            "Comment": ANY,
-        },
-    )
-    answer = {
-        "CommandId": COMMAND_ID,
-        "InstanceId": INSTANCE,
-        "Status": status,
-        "StatusDetails": status,
-        "ResponseCode": code,
-        "StandardOutputContent": stdout,
-        "StandardErrorContent": stderr,
-    }
-    params = {"CommandId": COMMAND_ID, "InstanceId": INSTANCE}
-    stubber.add_response("get_command_invocation", answer, params)
+    expect_send_command(stubber)
+    answer = {"ResponseCode": code, "StandardOutputContent": stdout, "StandardErrorContent": stderr}
+    expect_poll(stubber, status, **answer)
     if status == "Success":
-        stubber.add_response("get_command_invocation", answer, params)
+        expect_poll(stubber, status, **answer)
 
 
 def test_read_status_over_ssm(ssm) -> None:

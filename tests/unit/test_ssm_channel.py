@@ -6,8 +6,8 @@ import subprocess
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
-from channel_doubles import COMMAND_ID, INSTANCE, ssm_channel
+from botocore.stub import Stubber
+from channel_doubles import COMMAND_ID, INSTANCE, expect_poll, expect_send_command, ssm_channel
 from qwen3vl_aws.channel.factory import channel_for
 from qwen3vl_aws.channel.ssh import SshChannel
 from qwen3vl_aws.channel.ssm import STDOUT_CAP, SsmChannel, wrap_in_bash
@@ -18,35 +18,8 @@ SCRIPT = 'echo "hello from $(hostname)"'
 
 
 def expect_send(stubber: Stubber, *, timeout: int = 60) -> None:
-    stubber.add_response(
-        "send_command",
-        {"Command": {"CommandId": COMMAND_ID}},
-        {
-            "InstanceIds": [INSTANCE],
-            "DocumentName": "AWS-RunShellScript",
-            "TimeoutSeconds": 30,
-            "Parameters": {"commands": [wrap_in_bash(SCRIPT)], "executionTimeout": [str(timeout)]},
-            "Comment": ANY,
-        },
-    )
-
-
-def invocation(status: str, details: str | None = None, **extra) -> dict:
-    return {
-        "CommandId": COMMAND_ID,
-        "InstanceId": INSTANCE,
-        "Status": status,
-        "StatusDetails": details or status,
-        **extra,
-    }
-
-
-def expect_poll(stubber: Stubber, status: str, details: str | None = None, **extra) -> None:
-    stubber.add_response(
-        "get_command_invocation",
-        invocation(status, details, **extra),
-        {"CommandId": COMMAND_ID, "InstanceId": INSTANCE},
-    )
+    parameters = {"commands": [wrap_in_bash(SCRIPT)], "executionTimeout": [str(timeout)]}
+    expect_send_command(stubber, parameters)
 
 
 def expect_registration(stubber: Stubber, ping: str | None) -> None:
