@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from functools import cache
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from qwen3vl_aws.catalog import instance_types
 from qwen3vl_aws.engine_flags import mem_fraction_static, sglang_flags
 from qwen3vl_aws.planner import ServingPlan, plan_serving
 from qwen3vl_aws.versions import pinned_versions
+from venv_script import run_for_result
 
 pytestmark = pytest.mark.slow
 
@@ -44,17 +44,7 @@ def sglang_parse(argvs: list[list[str]]) -> list[dict]:
             "(after scripts/setup-vllm-cpu.sh).",
             pytrace=False,
         )
-    result = subprocess.run(
-        [str(SGLANG_VENV / "bin" / "python"), str(PARSE), json.dumps(argvs)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        pytest.fail(f"sglang_parse.py failed:\n{result.stderr[-4000:]}", pytrace=False)
-    return json.loads(lines[-1].removeprefix("RESULT "))
+    return run_for_result(SGLANG_VENV / "bin" / "python", PARSE, json.dumps(argvs), timeout=300)
 
 
 def plans() -> list[ServingPlan]:

@@ -28,6 +28,7 @@ from qwen3vl_aws.planner import (
     weight_bytes,
 )
 from qwen3vl_aws.versions import pinned_versions
+from venv_script import run_for_result
 
 from rig.vllm import VllmRigError, build_tiny_model, vllm_python
 
@@ -45,17 +46,9 @@ def python() -> Path:
 
 def vllm(*args: str) -> object:
     """Run vllm_accounting.py with the vLLM venv and return its JSON result."""
-    result = subprocess.run(
-        [str(python()), str(ACCOUNTING), *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
+    return run_for_result(
+        python(), ACCOUNTING, *args, timeout=900, what=f"vllm_accounting.py {args[0]}"
     )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
-    if result.returncode != 0 or not lines:
-        pytest.fail(f"vllm_accounting.py {args[0]} failed:\n{result.stderr[-4000:]}", pytrace=False)
-    return json.loads(lines[-1].removeprefix("RESULT "))
 
 
 def model_dir(model_id: str) -> str:
