@@ -6,7 +6,8 @@
     python examples/client.py image photo.jpg "What is in this picture?"
 
 The endpoint, served model name and pinned TLS certificate are read from the deployment that
-`qwen3vl-aws apply` recorded (``qwen3vl-aws status --json``); TLS is always verified.
+`qwen3vl-aws apply` recorded (``qwen3vl-aws status --json``), unless QWEN3VL_ENDPOINT (the /v1
+base URL), QWEN3VL_CACERT and QWEN3VL_MODEL name them. TLS is always verified.
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ from openai import OpenAI
 
 
 def deployment_info() -> dict:
-    """Endpoint, model name and certificate path as the CLI recorded them."""
+    """Endpoint, model name and certificate path: from the environment, else as the CLI recorded."""
+    if os.environ.get("QWEN3VL_ENDPOINT"):
+        return {
+            "endpoint": os.environ["QWEN3VL_ENDPOINT"],
+            "cert_path": os.environ["QWEN3VL_CACERT"],
+            "served_model_name": os.environ.get("QWEN3VL_MODEL", "Qwen/Qwen3-VL-8B-Instruct"),
+        }
     out = subprocess.run(
         ["qwen3vl-aws", "status", "--json"], check=True, capture_output=True, text=True
     ).stdout
