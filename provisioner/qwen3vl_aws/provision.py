@@ -20,12 +20,16 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .aws import aws_errors
 from .deployment import Deployment, deployment_dir
 from .errors import TerraformError, UsageError
 from .terraform import EventSink, PlanSummary, Terraform
+
+if TYPE_CHECKING:
+    from .planner import ServingPlan
+    from .pricing import Price
 
 SECRET_ADDRESS = "aws_secretsmanager_secret.this"
 DEFAULT_SSH_USER = "ubuntu"  # the Deep Learning Base AMI (Ubuntu)
@@ -85,6 +89,51 @@ class ApplyRequest:
             variables["ssh_allowed_cidrs"] = self.ssh_allowed_cidrs
         variables.update(self.extra_variables)
         return variables
+
+
+@dataclass
+class Prepared:
+    """An apply that passed every check against AWS, with what its plan summary shows."""
+
+    request: ApplyRequest
+    account: str
+    zones: list[str]
+    price: Price
+    plan: ServingPlan
+
+
+def prepare(
+    clients: Any,
+    request: ApplyRequest,
+    plan_for: Callable[[], ServingPlan],
+    *,
+    profile: str | None = None,
+) -> Prepared:
+    """Check ``request`` against AWS before anything is created and fill in its serving plan.
+
+    ``request`` carries the user's already validated values; ``clients`` is a ``ClientFactory``
+    for its region; ``plan_for`` computes the serving plan (it may raise ``UsageError`` saying
+    what would fit). Order: region, credentials, the type's offering (and the subnet's zone),
+    then the plan and the price, so the cheapest refusal comes first.
+    """
+    from . import preflight, pricing
+    from .engine_flags import engine_args
+
+    check_same_region(request.name, request.region)
+    preflight.require_credentials(clients.credentials_available())
+    identity = preflight.check_credentials(clients.client("sts"))
+    zones = preflight.check_offering(clients.client("ec2"), request.instance_type, request.region)
+    if request.subnet_id:
+        zones = [
+            preflight.check_subnet(
+                clients.client("ec2"), request.subnet_id, zones, request.instance_type
+            )
+        ]
+    plan = plan_for()
+    request.model_id = request.served_model_name = plan.model_id
+    request.engine_args = engine_args(plan, request.engine)
+    price = pricing.hourly_price(request.instance_type, request.region, profile=profile)
+    return Prepared(request, identity.account, zones, price, plan)
 
 
 def terraform_for(name: str, executable: str | None = None) -> Terraform:

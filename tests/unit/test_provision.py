@@ -114,3 +114,49 @@ def test_partial_record_keeps_what_was_known() -> None:
     partial = record(_request(), {"secret_arn": "arn:x"}, complete=False)
     assert partial.instance_id == "i-1" and partial.public_ip == "198.51.100.9"
     assert partial.extra["complete"] is False
+
+
+@pytest.fixture
+def moto_clients(monkeypatch: pytest.MonkeyPatch):
+    """A ClientFactory for eu-west-1 backed by in-process moto, with fake credentials."""
+    from qwen3vl_aws.aws import ClientFactory
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        # moto has no Price List API: the catalog price is used.
+        "AWS_ENDPOINT_URL_PRICING": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        yield ClientFactory(region="eu-west-1")
+
+
+def test_prepare_fills_in_the_plan_for_the_engine_and_prices_it(moto_clients) -> None:
+    from qwen3vl_aws.catalog import get_instance_type
+    from qwen3vl_aws.engine_flags import engine_args
+    from qwen3vl_aws.planner import plan_serving
+    from qwen3vl_aws.provision import prepare
+
+    plan = plan_serving("g5.2xlarge")
+    prepared = prepare(moto_clients, _request(engine="sglang"), lambda: plan)
+    assert prepared.plan is plan
+    assert prepared.request.model_id == prepared.request.served_model_name == plan.model_id
+    assert prepared.request.engine_args == engine_args(plan, "sglang")
+    assert prepared.account == moto_clients.client("sts").get_caller_identity()["Account"]
+    assert prepared.zones and all(z.startswith("eu-west-1") for z in prepared.zones)
+    catalog_price = get_instance_type("g5.2xlarge").on_demand_usd_per_hour
+    assert prepared.price.usd_per_hour == catalog_price
+
+
+def test_prepare_refuses_before_planning_when_the_region_lacks_the_type(moto_clients) -> None:
+    from qwen3vl_aws.errors import Qwen3vlError
+    from qwen3vl_aws.provision import prepare
+
+    planned: list[str] = []
+    ca_clients = type(moto_clients)(region="ca-central-1")
+    request = _request(region="ca-central-1", instance_type="g6e.xlarge")
+    with pytest.raises(Qwen3vlError, match=r"g6e\.xlarge"):
+        prepare(ca_clients, request, lambda: planned.append("planned"))
+    assert planned == []
+    assert request.engine_args == []

@@ -91,9 +91,8 @@ MODEL_CACHES = {
 @pass_app
 def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
-    from .. import preflight, pricing, provision
+    from .. import preflight, provision
     from ..catalog import get_instance_type
-    from ..engine_flags import engine_args
     from ..keys import generate_key, validate_key
     from ..tfprogress import TerraformProgress
     from .serving_opts import plan_from_options
@@ -109,30 +108,15 @@ def command(app: App, **opts) -> None:
         )
     media_domains = preflight.validate_media_domains(opts["media_domains"])
     subnet_id = preflight.validate_subnet_id(opts["subnet_id"])
-
     clients = app.clients
-    region = clients.region
-    provision.check_same_region(app.name, region)
-    preflight.require_credentials(clients.credentials_available())
-    identity = preflight.check_credentials(clients.client("sts"))
-    zones = preflight.check_offering(clients.client("ec2"), instance.name, region)
-    if subnet_id:
-        zones = [preflight.check_subnet(clients.client("ec2"), subnet_id, zones, instance.name)]
-    serving = {k: v for k, v in opts.items() if k != "instance_type"}
-    plan = plan_from_options(instance.name, clients=clients, **serving)
-    price = pricing.hourly_price(instance.name, region, profile=app.profile)
-
     request = provision.ApplyRequest(
         name=app.name,
-        region=region,
+        region=clients.region,
         instance_type=instance.name,
         allowed_cidrs=allowed,
         allow_open=opts["allow_anywhere"],
         port=opts["port"],
-        model_id=plan.model_id,
-        served_model_name=plan.model_id,
         engine=opts["engine"],
-        engine_args=engine_args(plan, opts["engine"]),
         ami_id=opts["ami_id"],
         domain=opts["domain"],
         ssh_key_name=opts["ssh_key_name"],
@@ -142,10 +126,17 @@ def command(app: App, **opts) -> None:
         subnet_id=subnet_id,
         model_cache=opts["model_cache"],
     )
+    serving = {k: v for k, v in opts.items() if k != "instance_type"}
+    prepared = provision.prepare(
+        clients,
+        request,
+        lambda: plan_from_options(instance.name, clients=clients, **serving),
+        profile=app.profile,
+    )
     tf = provision.terraform_for(app.name)
     with TerraformProgress(app.err, "Planning") as sink:
         summary = provision.preview(request, tf, sink)
-    _show_plan(app, request, identity.account, zones, price, summary, plan)
+    _show_plan(app, prepared, summary)
     if not opts["yes"] and not click.confirm("Create these resources?", default=False, err=True):
         raise click.Abort()
 
@@ -213,21 +204,23 @@ def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) 
     return [cidr]
 
 
-def _show_plan(app: App, request, account, zones, price, summary, plan) -> None:
+def _show_plan(app: App, prepared, summary) -> None:
     from rich.table import Table
 
     from ..engine_flags import ENGINE_NAMES
 
+    request, price = prepared.request, prepared.price
+
     table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("Deployment", f"{request.name} in {request.region} (account {account})")
+    table.add_row("Deployment", f"{request.name} in {request.region} (account {prepared.account})")
     where = f"subnet {request.subnet_id}, zone" if request.subnet_id else "zones offering it:"
-    table.add_row("Instance", f"{request.instance_type} ({where} {', '.join(zones)})")
+    table.add_row("Instance", f"{request.instance_type} ({where} {', '.join(prepared.zones)})")
     table.add_row(
         "Price",
         f"${price.usd_per_hour:.3f}/hour on demand, ~${price.usd_per_hour * 24:.2f}/day "
         f"- {price.source}",
     )
-    table.add_row("Model", plan.model_id)
+    table.add_row("Model", prepared.plan.model_id)
     table.add_row(
         "Engine", f"{ENGINE_NAMES[request.engine]} ({' '.join(request.engine_args[:6])} …)"
     )
