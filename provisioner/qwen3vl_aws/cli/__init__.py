@@ -84,6 +84,15 @@ class App:
 
 pass_app = click.make_pass_decorator(App)
 
+#: How long `apply` and `wait` follow the start-up before naming the stage that stalled.
+ready_timeout_option = click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=1800,
+    show_default=True,
+    help="Seconds to wait for a chat to answer before naming the start-up stage that stalled.",
+)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(

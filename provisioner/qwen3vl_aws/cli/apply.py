@@ -9,7 +9,7 @@ from collections.abc import Callable
 import click
 
 from ..catalog import DEFAULT_INSTANCE_TYPE
-from . import App, pass_app
+from . import App, pass_app, ready_timeout_option
 from .serving_opts import engine_option, serving_options
 
 #: --model-cache values (the Terraform variable model_cache) and what each means for the user.
@@ -81,13 +81,7 @@ MODEL_CACHES = {
 @serving_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--no-wait", is_flag=True, help="Return when Terraform is done; skip the wait.")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=1800,
-    show_default=True,
-    help="Seconds to wait for the endpoint to answer.",
-)
+@ready_timeout_option
 @pass_app
 def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import click
 
-from . import App, pass_app
+from . import App, pass_app, ready_timeout_option
 
 
 @click.command(name="wait")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=1),
-    default=1800,
-    show_default=True,
-    help="Seconds to wait before naming the stage that stalled.",
-)
+@ready_timeout_option
 @pass_app
 def command(app: App, timeout: float) -> None:
     """Show each start-up stage until a one-token chat answers through the endpoint.
