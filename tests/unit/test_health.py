@@ -175,6 +175,13 @@ def test_tiny_png_is_a_real_image() -> None:
 # --- all together -----------------------------------------------------------------------------
 
 
+#: /metrics of the pinned vLLM (0.32.0, CPU build) after one request, recorded from the rig.
+RECORDED_METRICS = (
+    Path(__file__).resolve().parents[1]
+    / "fixtures/vllm-metrics/vllm-0.32.0-cpu-after-one-request.prom"
+)
+
+
 def stub_tool(bin_dir: Path, name: str, output: str, exit_code: int = 0) -> None:
     (bin_dir / f"{name}.out").write_text(output)
     (bin_dir / name).write_text(f'#!/bin/bash\ncat "{bin_dir}/{name}.out"\nexit {exit_code}\n')
@@ -191,6 +198,9 @@ def instance(tmp_path: Path) -> tuple[LocalChannel, Path]:
     status.write_text(status_json())
     stub_tool(bin_dir, "systemctl", UNITS_OK)
     stub_tool(bin_dir, "nvidia-smi", GPU_OK)
+    stub_tool(bin_dir, "curl", RECORDED_METRICS.read_text())  # the engine's /metrics
+    (root / "etc/qwen3vl").mkdir(parents=True)
+    (root / "etc/qwen3vl/deploy.env").write_text("ENGINE_PORT='8000'\n")
     env = dict(os.environ, QWEN3VL_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}")
     return LocalChannel(env=env), bin_dir
 
@@ -282,7 +292,7 @@ def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) 
     stub_tool(bin_dir, "nvidia-smi", "NVIDIA-SMI has failed\n", exit_code=9)
     result = runner.invoke(cli, ["health", "--key-stdin"], input=KEY)
     assert result.exit_code == 7
-    assert "1 of 10 checks failed: gpu." in result.output
+    assert "1 of 11 checks failed: gpu." in result.output
     assert "nvidia-smi failed" in result.output
 
 
