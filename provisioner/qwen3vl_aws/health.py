@@ -14,9 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ssl
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -263,12 +261,19 @@ def check_tls(deployment: Deployment) -> CheckResult:
     return CheckResult(name, True, f"matches the pinned sha256 {pinned[:16]}...", latency)
 
 
-def pinned_client(deployment: Deployment, api_key: str | None) -> httpx.Client:
-    """An HTTPS client that trusts only the pinned certificate and sends the key."""
+def pinned_client(
+    deployment: Deployment, api_key: str | None, *, path: str = "", **options: Any
+) -> httpx.Client:
+    """An HTTPS client that trusts only the pinned certificate and sends the key.
+
+    ``path`` is appended to the endpoint's base URL (``/v1`` for OpenAI clients); ``options``
+    (``timeout``, ``limits``) go to ``httpx.Client``.
+    """
     context = ssl.create_default_context(cafile=str(deployment.cert_path))
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    options.setdefault("timeout", HTTP_TIMEOUT)
     return httpx.Client(
-        base_url=endpoint_base(deployment), verify=context, headers=headers, timeout=HTTP_TIMEOUT
+        base_url=endpoint_base(deployment) + path, verify=context, headers=headers, **options
     )
 
 
@@ -340,23 +345,10 @@ def check_models(http: httpx.Client, served_model: str) -> CheckResult:
 
 
 def tiny_png(size: int = 64) -> bytes:
-    """A small RGB gradient PNG, written by hand so the CLI needs no imaging library."""
+    """A small RGB gradient PNG (no imaging library needed)."""
+    from .images import gradient_png
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(
-        b"\x00" + bytes(v for x in range(size) for v in (x * 4 % 256, y * 4 % 256, 128))
-        for y in range(size)
-    )
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return gradient_png(size, size)
 
 
 def _chat(http: httpx.Client, name: str, served_model: str, content: Any) -> CheckResult:
