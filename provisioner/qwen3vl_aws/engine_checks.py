@@ -36,10 +36,8 @@ def check_kv_cache(section: Section, planned: PlannedServing, engine: str) -> Ch
     """The engine's KV capacity beside the plan's; a warning (still a pass) past the limit."""
     name = "kv-cache"
     if engine != "vllm":
-        return CheckResult(
-            name, False, f"not attempted: {engine} publishes no vLLM cache metrics", None, None,
-            attempted=False,
-        )  # fmt: skip
+        reason = f"not attempted: {engine} publishes no vLLM cache metrics"
+        return CheckResult(name, False, reason, attempted=False)
     try:
         comparison = kv_comparison(section, planned)
     except CheckFailed as exc:
