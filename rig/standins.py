@@ -39,9 +39,10 @@ case "$*" in
   *) echo '{GPU_LINE}' ;;
 esac
 """
-#: journalctl stand-in: the engine unit's journal is the rig's vLLM log ($QWEN3VL_ENGINE_LOG).
+#: journalctl stand-in: the engine unit's journal is the rig's vLLM log ($QWEN3VL_ENGINE_LOG);
+#: without one, the host's own journalctl answers.
 JOURNALCTL = """#!/bin/bash
-[[ -n ${QWEN3VL_ENGINE_LOG:-} ]] || { echo "No journal files were found." >&2; exit 1; }
+[[ -n ${QWEN3VL_ENGINE_LOG:-} ]] || exec /usr/bin/journalctl "$@"
 cat "$QWEN3VL_ENGINE_LOG"
 """
 STAGES = ("packages", "model", "configure", "engine", "ready")
