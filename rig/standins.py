@@ -1,4 +1,5 @@
-"""Stand-ins for what this machine lacks: systemd (``systemctl``) and a GPU (``nvidia-smi``).
+"""Stand-ins for what this machine lacks: systemd (``systemctl``, ``journalctl``) and a GPU
+(``nvidia-smi``).
 
 ``systemctl show`` reports a unit active exactly when its process answers on its port (read from
 the rig's deploy.env); ``nvidia-smi`` prints a recorded A10G line. They are put first on the PATH
@@ -29,7 +30,21 @@ unit qwen3vl-engine.service "$ENGINE_PORT"
 echo
 unit qwen3vl-gateway.service "$PORT"
 """
-NVIDIA_SMI = "#!/bin/bash\necho 'NVIDIA A10G, 17210, 23028, 3'\n"
+#: What the nvidia-smi stand-in reports: the GPU, and the engine as its one compute process.
+GPU_LINE = "NVIDIA A10G, 17210, 23028, 3"
+COMPUTE_APP_LINE = "4242, /opt/qwen3vl/engine/bin/python3, 17100"
+NVIDIA_SMI = f"""#!/bin/bash
+case "$*" in
+  *--query-compute-apps=*) echo '{COMPUTE_APP_LINE}' ;;
+  *) echo '{GPU_LINE}' ;;
+esac
+"""
+#: journalctl stand-in: the engine unit's journal is the rig's vLLM log ($QWEN3VL_ENGINE_LOG);
+#: without one, the host's own journalctl answers.
+JOURNALCTL = """#!/bin/bash
+[[ -n ${QWEN3VL_ENGINE_LOG:-} ]] || exec /usr/bin/journalctl "$@"
+cat "$QWEN3VL_ENGINE_LOG"
+"""
 STAGES = ("packages", "model", "configure", "engine", "ready")
 #: Per stage (started_at, finished_at) of a recorded completed bootstrap.
 RECORDED_TIMES = tuple(
@@ -38,17 +53,25 @@ RECORDED_TIMES = tuple(
 
 
 def install_standins(bin_dir: Path) -> Path:
-    """Write the ``systemctl`` and ``nvidia-smi`` stand-ins into ``bin_dir``; return it."""
+    """Write the ``systemctl``, ``nvidia-smi`` and ``journalctl`` stand-ins into ``bin_dir``."""
     bin_dir.mkdir(parents=True, exist_ok=True)
-    for name, text in (("systemctl", SYSTEMCTL), ("nvidia-smi", NVIDIA_SMI)):
+    for name, text in (
+        ("systemctl", SYSTEMCTL),
+        ("nvidia-smi", NVIDIA_SMI),
+        ("journalctl", JOURNALCTL),
+    ):
         (bin_dir / name).write_text(text)
         (bin_dir / name).chmod(0o755)
     return bin_dir
 
 
-def rig_env(root: Path, bin_dir: Path) -> dict[str, str]:
-    """Environment of a command run "on the instance": its root prefix, stand-ins first."""
-    return dict(os.environ, QWEN3VL_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}")
+def rig_env(root: Path, bin_dir: Path, engine_log: Path | None = None) -> dict[str, str]:
+    """Environment of a command run "on the instance": its root prefix, stand-ins first, and
+    the engine's log for the journalctl stand-in."""
+    env = dict(os.environ, QWEN3VL_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}")
+    if engine_log is not None:
+        env["QWEN3VL_ENGINE_LOG"] = str(engine_log)
+    return env
 
 
 def finished_status(

@@ -70,3 +70,20 @@ def deployment_status(
         if uptime is not None
         else None,
     }
+
+
+def kv_cache_report(deployment: Deployment, clients: Any) -> dict[str, Any] | None:
+    """The engine's KV capacity beside the plan's (``status``'s ``kv_cache``), over the command
+    channel; ``{"error": ...}`` when it cannot be read, None for an engine without the metrics."""
+    from .channel.factory import channel_for
+    from .engine_checks import read_kv_comparison
+    from .errors import Qwen3vlError
+    from .plan_record import planned_serving
+
+    if deployment.engine != "vllm":
+        return None
+    try:
+        channel = channel_for(deployment, clients)
+        return read_kv_comparison(channel, planned_serving(deployment)).to_dict()
+    except Qwen3vlError as exc:
+        return {"error": str(exc)}

@@ -14,9 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import ssl
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -54,8 +52,10 @@ class CheckResult:
     ok: bool
     detail: str
     latency_s: float | None = None
-    hint: str | None = None  # what to do next, when not ok
+    hint: str | None = None  # what to do next, when not ok (or ok with a warning)
     attempted: bool = True
+    warning: bool = False  # passed, but something needs a look (see hint); not a failure
+    data: dict[str, Any] | None = None  # the figures behind the detail, for --json
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -261,12 +261,19 @@ def check_tls(deployment: Deployment) -> CheckResult:
     return CheckResult(name, True, f"matches the pinned sha256 {pinned[:16]}...", latency)
 
 
-def pinned_client(deployment: Deployment, api_key: str | None) -> httpx.Client:
-    """An HTTPS client that trusts only the pinned certificate and sends the key."""
+def pinned_client(
+    deployment: Deployment, api_key: str | None, *, path: str = "", **options: Any
+) -> httpx.Client:
+    """An HTTPS client that trusts only the pinned certificate and sends the key.
+
+    ``path`` is appended to the endpoint's base URL (``/v1`` for OpenAI clients); ``options``
+    (``timeout``, ``limits``) go to ``httpx.Client``.
+    """
     context = ssl.create_default_context(cafile=str(deployment.cert_path))
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    options.setdefault("timeout", HTTP_TIMEOUT)
     return httpx.Client(
-        base_url=endpoint_base(deployment), verify=context, headers=headers, timeout=HTTP_TIMEOUT
+        base_url=endpoint_base(deployment) + path, verify=context, headers=headers, **options
     )
 
 
@@ -338,23 +345,10 @@ def check_models(http: httpx.Client, served_model: str) -> CheckResult:
 
 
 def tiny_png(size: int = 64) -> bytes:
-    """A small RGB gradient PNG, written by hand so the CLI needs no imaging library."""
+    """A small RGB gradient PNG (no imaging library needed)."""
+    from .images import gradient_png
 
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(
-        b"\x00" + bytes(v for x in range(size) for v in (x * 4 % 256, y * 4 % 256, 128))
-        for y in range(size)
-    )
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return gradient_png(size, size)
 
 
 def _chat(http: httpx.Client, name: str, served_model: str, content: Any) -> CheckResult:
@@ -394,12 +388,15 @@ def check_image_chat(http: httpx.Client, served_model: str) -> CheckResult:
 
 # --- running them all -------------------------------------------------------------------------
 
+#: With ``deep``: the engine's memory accounting and whole-process GPU use (``engine_checks``).
+DEEP_CHECK_NAMES = ("engine-memory", "gpu-processes")
 CHECK_NAMES = (
     "instance",
     "ssm",
     "bootstrap",
     "units",
     "gpu",
+    "kv-cache",
     "tls",
     "health",
     "models",
@@ -421,10 +418,12 @@ def run_checks(
     channel: CommandChannel,
     *,
     api_key: str | None,
+    deep: bool = False,
 ) -> list[CheckResult]:
     """Every check in order; later ones are not attempted when what they need failed.
 
     ``api_key`` defaults to the current one in Secrets Manager, read once the endpoint is trusted.
+    ``deep`` adds :data:`DEEP_CHECK_NAMES` (one more channel round trip).
     """
     results = [check_instance(deployment, clients.client("ec2"))]
     running = results[0].ok
@@ -440,17 +439,29 @@ def run_checks(
             if running
             else _not_attempted("channel", "the instance is not running")
         )
-    results += _instance_checks(channel, reachable=results[-1].ok)
+    reachable = results[-1].ok
+    results += _instance_checks(deployment, channel, reachable=reachable)
     results += _endpoint_checks(deployment, clients, api_key, running=running)
+    if deep:
+        results += _deep_checks(deployment, channel, reachable=reachable)
     return results
 
 
-def _instance_checks(channel: CommandChannel, *, reachable: bool) -> list[CheckResult]:
+def _instance_checks(
+    deployment: Deployment, channel: CommandChannel, *, reachable: bool
+) -> list[CheckResult]:
+    from .engine_checks import check_kv_cache
+    from .plan_record import planned_serving
+
     # check name -> (snapshot section, check)
-    checks = {
+    checks: dict[str, tuple[str, Callable[[Section], CheckResult]]] = {
         "bootstrap": ("status", check_bootstrap),
         "units": ("units", check_units),
         "gpu": ("gpu", check_gpu),
+        "kv-cache": (
+            "metrics",
+            lambda s: check_kv_cache(s, planned_serving(deployment), deployment.engine),
+        ),
     }
     if not reachable:
         return [_not_attempted(n, "the command channel cannot reach the instance") for n in checks]
@@ -458,12 +469,41 @@ def _instance_checks(channel: CommandChannel, *, reachable: bool) -> list[CheckR
         snapshot = read_snapshot(channel)
     except ChannelError as exc:
         return [_fail(n, str(exc), "Run `qwen3vl-aws health` again.") for n in checks]
+    return _section_checks(checks, snapshot)
+
+
+def _section_checks(
+    checks: dict[str, tuple[str, Callable[[Section], CheckResult]]],
+    snapshot: dict[str, Section],
+) -> list[CheckResult]:
     return [
         check(snapshot[section])
         if section in snapshot
         else _fail(name, "missing from the instance's answer", "Run `qwen3vl-aws health` again.")
         for name, (section, check) in checks.items()
     ]
+
+
+def _deep_checks(
+    deployment: Deployment, channel: CommandChannel, *, reachable: bool
+) -> list[CheckResult]:
+    from .engine_checks import check_engine_memory, check_gpu_processes, deep_script
+    from .instance_status import parse_sections
+    from .plan_record import planned_serving
+
+    if not reachable:
+        reason = "the command channel cannot reach the instance"
+        return [_not_attempted(n, reason) for n in DEEP_CHECK_NAMES]
+    planned = planned_serving(deployment)
+    checks: dict[str, tuple[str, Callable[[Section], CheckResult]]] = {
+        "engine-memory": ("engine-log", lambda s: check_engine_memory(s, planned)),
+        "gpu-processes": ("compute-apps", lambda s: check_gpu_processes(s, planned)),
+    }
+    try:
+        snapshot = parse_sections(channel.run(deep_script(), timeout=60).stdout)
+    except ChannelError as exc:
+        return [_fail(n, str(exc), "Run `qwen3vl-aws health --deep` again.") for n in checks]
+    return _section_checks(checks, snapshot)
 
 
 def _endpoint_checks(

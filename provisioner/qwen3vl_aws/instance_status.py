@@ -201,12 +201,22 @@ class Section:
 
 
 def snapshot_script() -> str:
-    """A read-only script printing the status file, unit states and GPUs in marked sections."""
-    parts = {
-        "status": f"cat {_root(STATUS_FILE)}",
-        "units": f"systemctl show --property={_UNIT_PROPERTIES} {' '.join(UNITS)}",
-        "gpu": f"nvidia-smi --query-gpu={GPU_QUERY} --format=csv,noheader,nounits",
-    }
+    """A read-only script printing the status file, unit states, GPUs and the engine's metrics
+    (for the KV-cache check, see ``engine_checks``) in marked sections."""
+    from .engine_metrics import metrics_script
+
+    return sectioned(
+        {
+            "status": f"cat {_root(STATUS_FILE)}",
+            "units": f"systemctl show --property={_UNIT_PROPERTIES} {' '.join(UNITS)}",
+            "gpu": f"nvidia-smi --query-gpu={GPU_QUERY} --format=csv,noheader,nounits",
+            "metrics": f"(\n{metrics_script()})",
+        }
+    )
+
+
+def sectioned(parts: dict[str, str]) -> str:
+    """One script running each command in turn, its output in a marked section."""
     lines = []
     for name, command in parts.items():
         lines += [
@@ -220,7 +230,7 @@ def snapshot_script() -> str:
 def parse_sections(text: str) -> dict[str, Section]:
     """Split a snapshot's stdout back into its sections."""
     pattern = re.compile(
-        rf"^{_SECTION} (\w+)\n(.*?)^{_SECTION}-end (\d+)$", re.MULTILINE | re.DOTALL
+        rf"^{_SECTION} ([\w-]+)\n(.*?)^{_SECTION}-end (\d+)$", re.MULTILINE | re.DOTALL
     )
     return {m[1]: Section(int(m[3]), m[2].removesuffix("\n")) for m in pattern.finditer(text)}
 

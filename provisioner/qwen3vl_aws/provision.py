@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .aws import aws_errors
 from .deployment import Deployment, deployment_dir
 from .errors import TerraformError, UsageError
+from .plan_record import RECORD_KEY
 from .terraform import EventSink, PlanSummary, Terraform
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class ApplyRequest:
     subnet_id: str | None = None
     model_cache: str = "ebs"
     extra_variables: dict[str, Any] = field(default_factory=dict)
+    plan_summary: dict[str, Any] = field(default_factory=dict)  # recorded, not a TF variable
 
     @property
     def transport(self) -> str:
@@ -118,6 +120,7 @@ def prepare(
     """
     from . import preflight, pricing
     from .engine_flags import engine_args
+    from .plan_record import plan_summary
 
     check_same_region(request.name, request.region)
     preflight.require_credentials(clients.credentials_available())
@@ -132,6 +135,7 @@ def prepare(
     plan = plan_for()
     request.model_id = request.served_model_name = plan.model_id
     request.engine_args = engine_args(plan, request.engine)
+    request.plan_summary = plan_summary(plan)
     price = pricing.hourly_price(request.instance_type, request.region, profile=profile)
     return Prepared(request, identity.account, zones, price, plan)
 
@@ -194,6 +198,7 @@ def record(request: ApplyRequest, outputs: dict[str, Any], **extra: Any) -> Depl
     before, so a failed re-apply does not make a running instance look gone.
     """
     previous = _load_if_any(request.name)
+    planned = {RECORD_KEY: request.plan_summary} if request.plan_summary else {}
 
     def value(name: str) -> Any:
         return outputs.get(name, getattr(previous, name) if previous else None)
@@ -213,7 +218,7 @@ def record(request: ApplyRequest, outputs: dict[str, Any], **extra: Any) -> Depl
         ssh_key_path=request.ssh_key_path,
         served_model_name=request.served_model_name,
         launched_at=previous.launched_at if previous else None,
-        extra={**(previous.extra if previous else {}), **extra},
+        extra={**(previous.extra if previous else {}), **planned, **extra},
     )
     if deployment.instance_id and (
         previous is None or previous.instance_id != deployment.instance_id

@@ -10,6 +10,7 @@ status file is written as its ``status`` helper writes it after a completed run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,12 +20,17 @@ from qwen3vl_aws.aws import ClientFactory
 from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
+from qwen3vl_aws.deployment_status import kv_cache_report
+from qwen3vl_aws.engine_metrics import DRIFT_LIMIT
 from qwen3vl_aws.health import CHECK_NAMES, run_checks
 from qwen3vl_aws.instance_status import STATUS_FILE
+from qwen3vl_aws.plan_record import plan_summary
+from qwen3vl_aws.planner import plan_serving
 from qwen3vl_aws.readiness import wait_until_ready
 
 from rig.gateway import Gateway, GatewayRigError, free_port, run_gateway
-from rig.standins import finished_status, install_standins, rig_env
+from rig.standins import COMPUTE_APP_LINE, finished_status, install_standins, rig_env
+from rig.vllm import RIG_INSTANCE_TYPE
 
 pytestmark = [pytest.mark.slow, pytest.mark.node]
 
@@ -56,9 +62,9 @@ def gateway_engine_down(vllm_server, moto_server, tmp_path_factory) -> Iterator[
     yield from start_rig(root, free_port(), vllm_server.served_model_name, moto_server)
 
 
-def channel_for_rig(gateway: Gateway, tmp_path: Path) -> LocalChannel:
+def channel_for_rig(gateway: Gateway, tmp_path: Path, engine_log: Path | None = None):
     bin_dir = install_standins(tmp_path / "stand-ins")
-    return LocalChannel(env=rig_env(gateway.root, bin_dir))
+    return LocalChannel(env=rig_env(gateway.root, bin_dir, engine_log))
 
 
 def deployment_of(gateway: Gateway, aws_env: str) -> tuple[Deployment, ClientFactory]:
@@ -105,7 +111,8 @@ def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path, monkeypatch
     assert result.exit_code == 0, result.output
     for name in (n if n != "ssm" else "channel" for n in CHECK_NAMES):
         assert f" {name} " in result.output
-    assert result.output.count("pass") >= len(CHECK_NAMES)
+    # kv-cache passes, with a warning when the CPU engine's cache is far from the GPU plan's
+    assert result.output.count("pass") + result.output.count("warn") >= len(CHECK_NAMES)
     assert "FAIL" not in result.output and KEY not in result.output
 
 
@@ -114,8 +121,9 @@ def test_with_vllm_stopped_the_right_checks_fail(gateway_engine_down, aws_env, t
     deployment.cert_path.write_bytes(gateway_engine_down.cert_path.read_bytes())
     channel = channel_for_rig(gateway_engine_down, tmp_path)
     failed = failing(run_checks(deployment, clients, channel, api_key=KEY))
-    assert set(failed) == {"units", "health", "models", "chat", "image-chat"}
+    assert set(failed) == {"units", "kv-cache", "health", "models", "chat", "image-chat"}
     assert failed["units"].startswith("vllm failed (failed)")
+    assert failed["kv-cache"].startswith("the engine's /metrics did not answer on loopback")
     assert failed["health"] == "HTTP 503: the gateway cannot reach the engine"
 
 
@@ -141,3 +149,53 @@ def test_a_certificate_mismatch_refuses_the_endpoint(
         failed[n] == "not attempted: the endpoint is not trusted (see tls)"
         for n in ("health", "models", "chat", "image-chat")
     )
+
+
+# --- the engine against the plan -----------------------------------------------------------
+
+
+def logged_kv_tokens(log: Path) -> int:
+    """The KV capacity vLLM printed at start-up (``CPU KV cache size: N tokens``)."""
+    return int(re.search(r"KV cache size: ([\d,]+) tokens", log.read_text())[1].replace(",", ""))
+
+
+def by_name(results) -> dict:
+    return {r.name: r for r in results}
+
+
+def test_kv_cache_and_deep_checks_read_the_real_engine(
+    gateway, vllm_server, aws_env, tmp_path, monkeypatch
+) -> None:
+    """/metrics of the real vLLM, read on the "instance" over the channel, beside the plan;
+    --deep reads its log (journalctl stand-in) and nvidia-smi's compute processes (stand-in)."""
+    deployment, clients, _ = waited(gateway, aws_env, tmp_path)
+    channel = channel_for_rig(gateway, tmp_path, vllm_server.log_path)
+    checks = by_name(run_checks(deployment, clients, channel, api_key=KEY, deep=True))
+    engine_tokens = logged_kv_tokens(vllm_server.log_path)
+    kv = checks["kv-cache"]
+    assert kv.ok, kv.detail
+    assert kv.data["engine_tokens"] == engine_tokens
+    assert kv.data["planned_tokens"] == plan_serving(RIG_INSTANCE_TYPE).kv_tokens
+    drift = (engine_tokens - kv.data["planned_tokens"]) / kv.data["planned_tokens"]
+    assert kv.warning is (abs(drift) > DRIFT_LIMIT) and (kv.hint is not None) is kv.warning
+    memory = checks["engine-memory"]
+    assert memory.ok and memory.data["kv_tokens"] == engine_tokens
+    processes = checks["gpu-processes"]
+    assert processes.ok
+    assert processes.data["used_mib"] == int(COMPUTE_APP_LINE.split(",")[2])
+
+    # status's kv_cache is the same comparison, over its own round trip
+    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    assert kv_cache_report(deployment, clients) == kv.data
+
+
+def test_a_plan_close_to_the_engine_gives_no_warning(gateway, aws_env, tmp_path) -> None:
+    deployment, clients, channel = waited(gateway, aws_env, tmp_path)
+    engine_tokens = by_name(run_checks(deployment, clients, channel, api_key=KEY))["kv-cache"]
+    engine_tokens = engine_tokens.data["engine_tokens"]
+    for planned, warned in ((round(engine_tokens * 1.1), False), (engine_tokens * 2, True)):
+        summary = plan_summary(plan_serving(RIG_INSTANCE_TYPE))
+        deployment.extra["plan"] = {**summary, "kv_tokens": planned}
+        kv = by_name(run_checks(deployment, clients, channel, api_key=KEY))["kv-cache"]
+        assert kv.ok and kv.warning is warned, kv.detail
+        assert kv.data["plan_source"] == "plan recorded at apply"

@@ -3,7 +3,9 @@
 Every call is appended to ``$STUB_LOG`` as one JSON line (``{"argv": [...]}``); what the command
 "did" is remembered as marker files in ``$STUB_STATE``, so a second run sees the first one's
 effects (packages installed, units enabled and active) the way it would on a real machine.
-``$STUB_FAIL`` names one command that fails instead.
+``$STUB_FAIL`` names one command that fails instead; ``$STUB_FAIL_ARG`` fails any call with an
+argument containing it. Each ``curl`` call also records the ready stage's state at that moment
+(from the bootstrap's status.json), so tests see what was sent before "ready".
 Usage: ``command_stub.py NAME ARG...`` (a tiny wrapper named NAME on PATH execs this).
 """
 
@@ -104,11 +106,23 @@ RECORDED_ONLY = ("curl", "nginx", "useradd", "mkfs.ext4", "mount")
 NAMES = (*HANDLERS, *RECORDED_ONLY)
 
 
+def ready_stage_state() -> str | None:
+    path = Path(os.environ.get("QWEN3VL_ROOT", "/"), "var/lib/qwen3vl/status.json")
+    if not path.is_file():
+        return None
+    stages = json.loads(path.read_text())["stages"]
+    return next(s["state"] for s in stages if s["name"] == "ready")
+
+
 def main() -> int:
     name, argv = sys.argv[1], sys.argv[2:]
+    entry: dict[str, object] = {"argv": [name, *argv]}
+    if name == "curl":
+        entry["ready_stage"] = ready_stage_state()
     with open(os.environ["STUB_LOG"], "a") as log:
-        log.write(json.dumps({"argv": [name, *argv]}) + "\n")
-    if name == os.environ.get("STUB_FAIL"):
+        log.write(json.dumps(entry) + "\n")
+    fail_arg = os.environ.get("STUB_FAIL_ARG")
+    if name == os.environ.get("STUB_FAIL") or (fail_arg and any(fail_arg in a for a in argv)):
         print(f"{name}: simulated failure", file=sys.stderr)
         return 1
     handler = HANDLERS.get(name)

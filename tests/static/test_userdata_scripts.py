@@ -245,11 +245,12 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def run_bootstrap(
-    root: Path, stubs: Path, log: Path, state: Path, *, fail: str = ""
+    root: Path, stubs: Path, log: Path, state: Path, *, fail: str = "", fail_arg: str = ""
 ) -> subprocess.CompletedProcess[str]:
     log.write_text("")
     env = {
         "STUB_FAIL": fail,
+        "STUB_FAIL_ARG": fail_arg,
         "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
         "QWEN3VL_ROOT": str(root),
         "STUB_LOG": str(log),
@@ -332,6 +333,70 @@ def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
     ]
     assert not any(c.startswith("systemctl start") for c in calls(log))
     assert "bootstrap.log" in {p.name for p in (root / "var/log/qwen3vl").iterdir()}
+
+
+# --- warm-up before ready -----------------------------------------------------------------
+
+CHAT_URL = "http://127.0.0.1:8000/v1/chat/completions"
+
+
+def chat_posts(log: Path) -> list[tuple[list[str], str | None]]:
+    """(argv, the ready stage's state at the time) of every curl call to the chat endpoint."""
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    return [
+        (e["argv"], e["ready_stage"])
+        for e in entries
+        if e["argv"][0] == "curl" and CHAT_URL in e["argv"]
+    ]
+
+
+def posted_body(argv: list[str]) -> dict:
+    """The JSON body a curl call sends (inline ``-d`` or ``--data-binary @file``)."""
+    flag = next(a for a in argv if a in ("-d", "--data-binary"))
+    value = argv[argv.index(flag) + 1]
+    return json.loads(Path(value[1:]).read_text() if value.startswith("@") else value)
+
+
+@pytest.mark.slow
+def test_ready_stage_warms_text_and_image_before_declaring_ready(tmp_path: Path):
+    """After the readiness answer, a text chat with the served sampling defaults and an image
+    chat reach the engine on loopback while the ready stage is still running."""
+    import base64
+
+    from PIL import Image
+
+    root, stubs, log, state = installed_instance(tmp_path)
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    posts = chat_posts(log)
+    assert [stage for _, stage in posts] == ["running"] * 3
+    readiness, text, image = (posted_body(argv) for argv, _ in posts)
+    assert readiness["max_tokens"] == 1
+    sampling = {"temperature", "top_p", "top_k", "min_p", "seed", "repetition_penalty"}
+    for body in (text, image):
+        assert body["model"] == "Qwen/Qwen3-VL-8B-Instruct"
+        assert body["max_tokens"] > 1 and not sampling & set(body)
+    assert isinstance(text["messages"][0]["content"], str)
+    parts = {p["type"]: p for p in image["messages"][0]["content"]}
+    url = parts["image_url"]["image_url"]["url"]
+    assert url.startswith("data:image/png;base64,")
+    import io
+
+    picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    picture.load()
+    assert picture.size == (640, 480)
+    assert "warm-up: text chat answered" in result.stdout
+    assert "warm-up: image chat answered" in result.stdout
+    assert_all_stages_done(root)
+
+
+@pytest.mark.slow
+def test_a_failed_warm_up_fails_the_ready_stage(tmp_path: Path):
+    root, stubs, log, state = installed_instance(tmp_path)
+    result = run_bootstrap(root, stubs, log, state, fail_arg="warmup/image.json")
+    assert result.returncode != 0
+    assert "the image warm-up chat failed" in result.stdout
+    assert read_status(root).stage("ready").state == "failed"
 
 
 # --- the TLS certificate ------------------------------------------------------------------

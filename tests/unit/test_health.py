@@ -175,6 +175,13 @@ def test_tiny_png_is_a_real_image() -> None:
 # --- all together -----------------------------------------------------------------------------
 
 
+#: /metrics of the pinned vLLM (0.32.0, CPU build) after one request, recorded from the rig.
+RECORDED_METRICS = (
+    Path(__file__).resolve().parents[1]
+    / "fixtures/vllm-metrics/vllm-0.32.0-cpu-after-one-request.prom"
+)
+
+
 def stub_tool(bin_dir: Path, name: str, output: str, exit_code: int = 0) -> None:
     (bin_dir / f"{name}.out").write_text(output)
     (bin_dir / name).write_text(f'#!/bin/bash\ncat "{bin_dir}/{name}.out"\nexit {exit_code}\n')
@@ -191,6 +198,9 @@ def instance(tmp_path: Path) -> tuple[LocalChannel, Path]:
     status.write_text(status_json())
     stub_tool(bin_dir, "systemctl", UNITS_OK)
     stub_tool(bin_dir, "nvidia-smi", GPU_OK)
+    stub_tool(bin_dir, "curl", RECORDED_METRICS.read_text())  # the engine's /metrics
+    (root / "etc/qwen3vl").mkdir(parents=True)
+    (root / "etc/qwen3vl/deploy.env").write_text("ENGINE_PORT='8000'\n")
     env = dict(os.environ, QWEN3VL_ROOT=str(root), PATH=f"{bin_dir}:{os.environ['PATH']}")
     return LocalChannel(env=env), bin_dir
 
@@ -282,7 +292,7 @@ def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) 
     stub_tool(bin_dir, "nvidia-smi", "NVIDIA-SMI has failed\n", exit_code=9)
     result = runner.invoke(cli, ["health", "--key-stdin"], input=KEY)
     assert result.exit_code == 7
-    assert "1 of 10 checks failed: gpu." in result.output
+    assert "1 of 11 checks failed: gpu." in result.output
     assert "nvidia-smi failed" in result.output
 
 
@@ -302,3 +312,34 @@ def test_an_unreadable_key_skips_only_the_keyed_checks(aws, instance, gateway) -
     failed = failing(run_checks(deployment, aws, channel, api_key=None))
     assert set(failed) == {"models", "chat", "image-chat"}
     assert failed["models"].startswith("not attempted: no API key to send (Reading the current key")
+
+
+def test_deep_adds_the_engines_memory_and_whole_process_gpu_use(
+    aws, instance, gateway, monkeypatch
+) -> None:
+    """--deep: the engine log (journalctl) and nvidia-smi's compute processes against the plan.
+    A process within 3% of the card fails the check; the table names it."""
+    channel, bin_dir = instance
+    from qwen3vl_aws.planner import plan_serving
+
+    card = plan_serving("g5.xlarge").gpu.memory_mib
+    stub_tool(bin_dir, "journalctl", "GPU KV cache size: 10,400 tokens\n")
+    (bin_dir / "nvidia-smi").write_text(
+        "#!/bin/bash\n"
+        f'if [[ $* == *compute-apps* ]]; then echo "4242, python3, {card - 100}"; '
+        f"else printf '{GPU_OK}'; fi\n"
+    )
+    pinned_deployment(launch(aws), gateway)
+    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    result = CliRunner().invoke(cli, ["health", "--deep", "--json", "--key-stdin"], input=KEY)
+    assert result.exit_code == 7, result.output
+    doc = validate_output("health", result.stdout)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert [c["name"] for c in doc["checks"]][-2:] == ["engine-memory", "gpu-processes"]
+    assert checks["engine-memory"]["ok"] and checks["engine-memory"]["data"]["kv_tokens"] == 10_400
+    assert not checks["gpu-processes"]["ok"]
+    assert checks["gpu-processes"]["data"]["used_mib"] == card - 100
+    assert "1 of 13 checks failed: gpu-processes." in result.output
+
+    result = CliRunner().invoke(cli, ["health", "--key-stdin"], input=KEY)
+    assert "engine-memory" not in result.output  # only with --deep

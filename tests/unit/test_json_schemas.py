@@ -83,6 +83,7 @@ def status_doc(**changes: object) -> dict:
         "launched_at": None,
         "uptime_seconds": None,
         "cost_since_launch_usd": None,
+        "kv_cache": None,
     }
     return {**doc, **changes}
 
@@ -124,7 +125,7 @@ def test_health_json_of_a_stopped_instance(monkeypatch: pytest.MonkeyPatch) -> N
     assert result.exit_code == 7
     doc = validate_output("health", result.stdout)
     assert doc["ok"] is False
-    assert [c["attempted"] for c in doc["checks"]] == [True] + [False] * 9
+    assert [c["attempted"] for c in doc["checks"]] == [True] + [False] * 10
 
 
 def test_the_health_schema_rejects_ok_with_a_failing_check() -> None:
@@ -135,9 +136,11 @@ def test_the_health_schema_rejects_ok_with_a_failing_check() -> None:
         "latency_s": None,
         "hint": None,
         "attempted": True,
+        "warning": False,
+        "data": None,
     }
     passing = dict(check, ok=True)
-    doc = {"deployment": "qwen3vl", "ok": True, "checks": [passing] * 9 + [check]}
+    doc = {"deployment": "qwen3vl", "ok": True, "checks": [passing] * 10 + [check]}
     with pytest.raises(jsonschema.ValidationError):
         validate("health", doc)
     doc["ok"] = False

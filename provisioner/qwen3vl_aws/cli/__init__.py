@@ -18,6 +18,7 @@ from ..errors import Qwen3vlError
 # command name -> module under qwen3vl_aws.cli that defines `command`
 COMMANDS: dict[str, str] = {
     "apply": "apply",
+    "bench": "bench",
     "destroy": "destroy",
     "status": "status",
     "plan-serving": "plan_serving",

@@ -21,9 +21,18 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Read the API key from stdin instead of Secrets Manager (AWSCURRENT).",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also hold the engine's memory accounting and whole-process GPU use against the plan.",
+)
 @pass_app
-def command(app: App, as_json: bool, key_stdin: bool) -> None:
-    """Check the instance, its bootstrap, units and GPUs, and the endpoint end to end."""
+def command(app: App, as_json: bool, key_stdin: bool, deep: bool) -> None:
+    """Check the instance, its bootstrap, units, GPUs and KV cache, and the endpoint end to end.
+
+    A warning (the engine's KV cache drifted from the plan, or uses more than its budget) is
+    shown with a next step; only failed checks make the exit code non-zero.
+    """
     from ..aws import ClientFactory
     from ..channel.factory import channel_for
     from ..deployment import load_deployment
@@ -35,7 +44,7 @@ def command(app: App, as_json: bool, key_stdin: bool) -> None:
     deployment = load_deployment(app.name)
     clients = ClientFactory(region=deployment.region, profile=app.profile)
     channel = channel_for(deployment, clients)
-    results = run_checks(deployment, clients, channel, api_key=api_key)
+    results = run_checks(deployment, clients, channel, api_key=api_key, deep=deep)
     failed = [r.name for r in results if not r.ok]
     if as_json:
         doc = {
@@ -58,6 +67,8 @@ def _table(results: list[CheckResult]):
         table.add_column(column, overflow="fold")
     for r in results:
         result = "[green]pass" if r.ok else ("[red]FAIL" if r.attempted else "[yellow]skipped")
+        if r.ok and r.warning:
+            result = "[yellow]warn"
         latency = f"{r.latency_s * 1000:.0f} ms" if r.latency_s is not None else ""
         table.add_row(r.name, result, latency, r.detail, r.hint or "")
     return table

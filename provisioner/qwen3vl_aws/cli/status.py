@@ -13,10 +13,11 @@ from . import App, pass_app
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (for scripts).")
 @pass_app
 def command(app: App, as_json: bool) -> None:
-    """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far."""
+    """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far,
+    and (while it runs) the engine's real KV-cache capacity beside the plan's prediction."""
     from ..aws import ClientFactory
     from ..deployment import load_deployment
-    from ..deployment_status import deployment_status, describe_instance
+    from ..deployment_status import deployment_status, describe_instance, kv_cache_report
     from ..pricing import hourly_price
 
     deployment = load_deployment(app.name)
@@ -24,12 +25,28 @@ def command(app: App, as_json: bool) -> None:
     instance = describe_instance(clients.client("ec2"), deployment.instance_id)
     price = hourly_price(deployment.instance_type, deployment.region, profile=app.profile)
     doc = deployment_status(deployment, instance, price)
+    doc["kv_cache"] = kv_cache_report(deployment, clients) if doc["state"] == "running" else None
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
     from rich.table import Table
 
     table = Table(show_header=False, box=None, padding=(0, 2))
+    kv = doc.pop("kv_cache")
     for key, value in doc.items():
         table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+    if kv is not None:
+        table.add_row("kv cache", _describe_kv(kv))
     app.out.print(table)
+
+
+def _describe_kv(kv: dict) -> str:
+    if "error" in kv:
+        return f"[yellow]unknown: {kv['error']}"
+    text = (
+        f"engine {kv['engine_tokens']:,} tokens, plan {kv['planned_tokens']:,} "
+        f"({kv['drift']:+.0%}, {kv['plan_source']})"
+    )
+    return (
+        f"{text}\n[yellow]warning: {kv['warning']}[/]\n{kv['next_step']}" if kv["warning"] else text
+    )
