@@ -83,12 +83,14 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
 def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path):
     env_file = tmp_path / "deploy.env"
     env_file.write_text(write_files(rendered.text)["/etc/qwen3vl/deploy.env"]["content"])
-    script = f'set -eu; source {env_file}; printf "%s\\n" "$ENGINE_ARGS" "$DOMAIN" "$SECRET_ARN"'
+    names = ("ENGINE_ARGS", "DOMAIN", "SECRET_ARN", "MAX_IMAGE_PIXELS")
+    script = f'set -eu; source {env_file}; printf "%s\\n" ' + " ".join(f'"${n}"' for n in names)
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == [
         " ".join(PLAN_FLAGS),
         "llm.example.com",
         DEFAULT_INPUTS["secret_arn"],
+        str(DEFAULT_INPUTS["max_image_pixels"]),
     ]
 
 
@@ -117,6 +119,8 @@ def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rende
         ({"served_model_name": "a'b"}, "served_model_name must be"),
         ({"allowed_media_domains": ["*.example.com"]}, "allowed_media_domains entry"),
         ({"model_cache": "tmpfs"}, 'model_cache must be "ebs" or "instance-store"'),
+        ({"max_image_pixels": 1000}, "max_image_pixels must be a whole number between"),
+        ({"max_image_pixels": 2.5e8}, "max_image_pixels must be a whole number between"),
     ],
 )
 def test_bad_inputs_fail_with_a_clear_message(
