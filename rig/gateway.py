@@ -15,8 +15,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from qwen3vl_aws.paths import userdata_dir
 from .net import free_port
 from .procs import held_signals
 
+GUARD_DIST_INFO = "qwen3vl_media_guard-1.0.dist-info"
 #: Instance path -> path under userdata/ (what the cloud-config's write_files installs).
 INSTANCE_FILES = {
     "opt/qwen3vl/bin/qwen3vl-bootstrap": "bin/qwen3vl-bootstrap",
@@ -37,6 +39,11 @@ INSTANCE_FILES = {
     "opt/qwen3vl/share/qwen3vl-engine.service": "share/qwen3vl-engine.service",
     "opt/qwen3vl/share/qwen3vl-gateway.service": "share/qwen3vl-gateway.service",
     "opt/qwen3vl/share/qwen3vl-bootstrap.service": "share/qwen3vl-bootstrap.service",
+    "opt/qwen3vl/lib/python/qwen3vl_media_guard.py": "lib/qwen3vl_media_guard.py",
+    f"opt/qwen3vl/lib/python/{GUARD_DIST_INFO}/METADATA": f"lib/{GUARD_DIST_INFO}/METADATA",
+    f"opt/qwen3vl/lib/python/{GUARD_DIST_INFO}/entry_points.txt": (
+        f"lib/{GUARD_DIST_INFO}/entry_points.txt"
+    ),
 }
 SECRET_NAME = "qwen3vl/gateway-rig"
 REGION = "us-east-1"
@@ -53,6 +60,29 @@ def require(command: str, how: str) -> str:
     if path is None:
         raise GatewayRigError(f"`{command}` is missing: {how}")
     return path
+
+
+@contextmanager
+def instance_roots() -> Iterator[Callable[[str], Path]]:
+    """Make scratch instance roots (``make(name)``), all removed on exit.
+
+    They live under a directory of mode 0755 outside pytest's and tempfile's owner-only (0700)
+    directories, so the gateway's unprivileged nginx workers can reach their temp dirs under
+    var/lib as they can on the instance (where / and /var/lib/qwen3vl are 0755). Under an
+    owner-only directory every request body larger than client_body_buffer_size got a 500.
+    """
+    base = Path(tempfile.mkdtemp(prefix="qwen3vl-instances-"))
+    base.chmod(0o755)
+
+    def make(name: str) -> Path:
+        root = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=base))
+        root.chmod(0o755)
+        return root
+
+    try:
+        yield make
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def install_instance(root: Path, settings: Mapping[str, str]) -> None:

@@ -12,7 +12,7 @@ import shlex
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,8 +200,12 @@ def start_vllm(
     *,
     log_path: Path | None = None,
     timeout: float = READY_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[VllmServer]:
-    """Serve model_dir on 127.0.0.1:port with the unit's engine_args (CPU-adapted); always stops."""
+    """Serve model_dir on 127.0.0.1:port with the unit's engine_args (CPU-adapted); always stops.
+
+    ``env``: the environment the unit gives the engine (rig.engine_unit); default: the rig's.
+    """
     model_dir = Path(model_dir)
     log_path = log_path or model_dir.parent / f"vllm-{port}.log"
     command = [
@@ -226,7 +230,7 @@ def start_vllm(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=server_env(),
+                env=dict(env) if env is not None else server_env(),
                 start_new_session=True,
             )
         server = VllmServer(port, served_model_name, model_dir, log_path, process.pid)

@@ -14,6 +14,7 @@ module "userdata" {
 
   allowed_media_domains = var.allowed_media_domains
   model_cache           = var.model_cache
+  max_image_pixels      = var.max_image_pixels
 }
 
 resource "aws_instance" "this" {

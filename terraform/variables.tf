@@ -221,6 +221,17 @@ variable "engine_args" {
   default     = []
 }
 
+variable "max_image_pixels" {
+  description = "Images that decode to more pixels than this are refused before decoding (from the serving plan: qwen3vl-aws plan-serving); the default is the largest cap any plan uses."
+  type        = number
+  default     = 67108864
+
+  validation {
+    condition     = var.max_image_pixels >= 1048576 && var.max_image_pixels <= 178956970 && floor(var.max_image_pixels) == var.max_image_pixels
+    error_message = "max_image_pixels must be a whole number between 1048576 (1024x1024) and 178956970 (vLLM's own default cap)."
+  }
+}
+
 variable "allowed_media_domains" {
   description = "Domains image URLs may be fetched from; [] (default) = any public domain (private and link-local addresses stay unreachable)."
   type        = list(string)

@@ -16,7 +16,8 @@ vLLM                               SGLang
 --max-num-batched-tokens B         --chunked-prefill-size B
 --enable-prefix-caching            (the radix cache is on by default)
 --enable-chunked-prefill           (on once --chunked-prefill-size is set)
---limit-mm-per-prompt.video 0      --limit-mm-data-per-request {"video":0}
+--limit-mm-per-prompt.image N      --limit-mm-data-per-request {"image":N,"video":0}
+--limit-mm-per-prompt.video 0      (in the same JSON)
 --mm-processor-kwargs {"images_kwargs":{"max_pixels":P}}
                                    --mm-process-config {"image":{"max_pixels":P}}
 =================================  ==========================================================
@@ -88,8 +89,8 @@ def sglang_flags(plan: ServingPlan) -> list[str]:
         "--max-running-requests", str(plan.max_num_seqs),
         "--chunked-prefill-size", str(plan.max_num_batched_tokens),
     ]  # fmt: skip
-    if not plan.video:
-        flags += ["--limit-mm-data-per-request", _compact({"video": 0})]
+    limits = {"image": plan.max_images_per_prompt} | ({} if plan.video else {"video": 0})
+    flags += ["--limit-mm-data-per-request", _compact(limits)]
     if plan.largest_image_pixels < load_profile(plan.model_id).max_pixels:
         cap = {"image": {"max_pixels": plan.largest_image_pixels}}
         flags += ["--mm-process-config", _compact(cap)]

@@ -17,6 +17,7 @@ from functools import cached_property
 
 from .errors import UsageError
 from .gpu_specs import GpuSpec, catalog_gpu
+from .media_limits import REQUEST_DECODE_BYTES, max_decoded_pixels, max_images_per_prompt
 from .model_profile import BF16_MODEL_ID, FP8_MODEL_ID, ModelProfile, load_profile
 
 GIB = 1024**3
@@ -85,6 +86,8 @@ class ServingPlan:
     max_num_batched_tokens: int
     largest_image_tokens: int
     largest_image_pixels: int
+    max_decoded_pixels: int  # larger images are refused before they are decoded
+    max_images_per_prompt: int
     video: bool
     flags: list[str]
     explanation: list[str] = field(default_factory=list)
@@ -439,7 +442,9 @@ def _build_plan(
     kv_tokens = s.kv_tokens(length)
     image = s.image_tokens(length)
     image_pixels = image * profile.pixels_per_token
-    flags = _flags(s, length, image_pixels)
+    decoded_cap = max_decoded_pixels(profile, image_pixels)
+    images = max_images_per_prompt(profile, image, decoded_cap)
+    flags = _flags(s, length, image_pixels, images)
     plan = ServingPlan(
         instance_type=instance_type,
         gpu=gpu,
@@ -459,6 +464,8 @@ def _build_plan(
         max_num_batched_tokens=s.batched_tokens,
         largest_image_tokens=image,
         largest_image_pixels=image_pixels,
+        max_decoded_pixels=decoded_cap,
+        max_images_per_prompt=images,
         video=s.video,
         flags=flags,
     )
@@ -466,7 +473,7 @@ def _build_plan(
     return plan
 
 
-def _flags(s: Budget, length: int, image_pixels: int) -> list[str]:
+def _flags(s: Budget, length: int, image_pixels: int, images: int) -> list[str]:
     """vLLM CLI arguments (no model id: the caller passes it separately)."""
     flags = ["--tensor-parallel-size", str(s.tp)]
     if s.encoder_data_parallel:
@@ -478,6 +485,7 @@ def _flags(s: Budget, length: int, image_pixels: int) -> list[str]:
         "--max-num-batched-tokens", str(s.batched_tokens),
         "--enable-prefix-caching",
         "--enable-chunked-prefill",
+        "--limit-mm-per-prompt.image", str(images),
     ]  # fmt: skip
     if not s.video:
         flags += ["--limit-mm-per-prompt.video", "0"]
@@ -526,6 +534,12 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
         f"({plan.largest_image_tokens:,} visual tokens of 32x32 pixels, about {square}x{square}) "
         f"next to a {PROMPT_TOKENS}-token prompt and a {ANSWER_TOKENS}-token answer"
         + ("; larger images are scaled down to it." if image_pixels_capped else "."),
+        f"Image abuse limits: images that decode to more than {plan.max_decoded_pixels:,} "
+        f"pixels (about {math.isqrt(plan.max_decoded_pixels)}x"
+        f"{math.isqrt(plan.max_decoded_pixels)}) are refused before decoding "
+        f"(VLLM_MAX_IMAGE_PIXELS), and a prompt carries at most {plan.max_images_per_prompt} "
+        f"image(s) (--limit-mm-per-prompt.image): at most "
+        f"{_gib(REQUEST_DECODE_BYTES)} of decoded pixels per request.",
     ]
     if s.tp > 1:
         lines.append(

@@ -50,6 +50,7 @@ class ApplyRequest:
     model_id: str = "Qwen/Qwen3-VL-8B-Instruct"
     served_model_name: str = "Qwen/Qwen3-VL-8B-Instruct"
     engine_args: list[str] = field(default_factory=list)
+    max_image_pixels: int | None = None  # the serving plan's decoded-pixel cap
     ami_id: str | None = None
     domain: str = ""
     ssh_key_name: str | None = None
@@ -82,6 +83,8 @@ class ApplyRequest:
             "allowed_media_domains": self.allowed_media_domains,
             "model_cache": self.model_cache,
         }
+        if self.max_image_pixels:
+            variables["max_image_pixels"] = self.max_image_pixels
         if self.ami_id:
             variables["ami_id"] = self.ami_id
         if self.subnet_id:
@@ -136,6 +139,7 @@ def prepare(
     request.model_id = request.served_model_name = plan.model_id
     request.engine_args = engine_args(plan, request.engine)
     request.plan_summary = plan_summary(plan)
+    request.max_image_pixels = plan.max_decoded_pixels
     price = pricing.hourly_price(request.instance_type, request.region, profile=profile)
     return Prepared(request, identity.account, zones, price, plan)
 

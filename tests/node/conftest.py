@@ -7,20 +7,22 @@ package (``make demo`` runs it too); these fixtures only turn its errors into te
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 from qwen3vl_aws.keys import generate_key
 
-from rig.gateway import Gateway, GatewayRigError, run_gateway
+from rig.engine_unit import engine_settings, render_engine, served_engine_env
+from rig.gateway import Gateway, GatewayRigError, instance_roots, run_gateway
 from rig.net import free_port
 from rig.vllm import (
     RIG_INSTANCE_TYPE,
     VllmRigError,
     VllmServer,
     build_tiny_model,
+    cpu_engine_args,
     start_vllm,
 )
 
@@ -46,26 +48,54 @@ def serving_plan() -> ServingPlan:
 
 
 @pytest.fixture(scope="session")
+def instance_root() -> Iterator[Callable[[str], Path]]:
+    """``instance_root(name)``: a scratch root laid out like the instance's / (mode 0755, so
+    the gateway's unprivileged workers reach their temp dirs, as on the instance)."""
+    with instance_roots() as make:
+        yield make
+
+
+@pytest.fixture(scope="session")
 def vllm_server(
-    tiny_model: Path, serving_plan: ServingPlan, tmp_path_factory: pytest.TempPathFactory
+    tiny_model: Path,
+    serving_plan: ServingPlan,
+    tmp_path_factory: pytest.TempPathFactory,
+    instance_root: Callable[[str], Path],
 ) -> Iterator[VllmServer]:
-    """A real vLLM OpenAI server on 127.0.0.1 serving the tiny model with the plan's flags.
+    """A real vLLM OpenAI server on 127.0.0.1 serving the tiny model with the plan's flags, in
+    the environment the engine unit gets (engine.env rendered by the real bootstrap: the plan's
+    pixel cap, the media guard, no redirects).
 
     Has `.base_url`, `.port`, `.served_model_name`, `.model_dir` and `.log_path`.
     """
     log_path = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    port = free_port()
+    root = instance_root("engine")
+    settings = engine_settings(
+        serving_plan.model_id,
+        port,
+        " ".join(cpu_engine_args(serving_plan.flags)),
+        MAX_IMAGE_PIXELS=str(serving_plan.max_decoded_pixels),  # what apply passes Terraform
+        MODEL_DIR=str(tiny_model),
+    )
     try:
+        render_engine(root, settings)
         with start_vllm(
-            tiny_model, free_port(), serving_plan.flags, serving_plan.model_id, log_path=log_path
+            tiny_model,
+            port,
+            serving_plan.flags,
+            serving_plan.model_id,
+            log_path=log_path,
+            env=served_engine_env(root),
         ) as server:
             yield server
-    except VllmRigError as exc:
+    except (VllmRigError, GatewayRigError) as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def gateway(
-    vllm_server: VllmServer, moto_server: str, tmp_path_factory: pytest.TempPathFactory
+    vllm_server: VllmServer, moto_server: str, instance_root: Callable[[str], Path]
 ) -> Iterator[Gateway]:
     """Real nginx with the rendered gateway config in front of ``vllm_server``, over TLS with
     the certificate the bootstrap made, the key file written by the real key sync script.
@@ -73,7 +103,7 @@ def gateway(
     Has ``base_url``, ``cert_path``, ``key_file``, ``current_key`` and ``set_keys(current,
     pending=None)`` (puts the key(s) in the emulator's secret and runs qwen3vl-keysync).
     """
-    root = tmp_path_factory.mktemp("instance-root")
+    root = instance_root("instance-root")
     try:
         with run_gateway(
             root, vllm_server.port, vllm_server.served_model_name, moto_server, generate_key()

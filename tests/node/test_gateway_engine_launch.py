@@ -14,25 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rig.engine_unit import engine_settings, unit_environment
 from rig.gateway import install_instance, run_script
 from rig.net import free_port
-from rig.vllm import VLLM_VENV, cpu_engine_args, log_tail, server_env, vllm_python
+from rig.vllm import VLLM_VENV, cpu_engine_args, log_tail, vllm_python
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 START_TIMEOUT_S = 300.0
-
-
-def unit_environment(root: Path) -> dict[str, str]:
-    """engine.env as systemd passes it (bash parses the same quoting), plus the CPU rig's
-    settings (offline, no thread pinning on this shared machine)."""
-    script = f"set -a; source {root}/etc/qwen3vl/engine.env; env -0"
-    out = subprocess.run(["env", "-i", "bash", "-c", script], capture_output=True, check=True)
-    unit_env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if item)
-    unit_env.pop("PWD", None)
-    unit_env.pop("SHLVL", None)
-    unit_env.pop("_", None)
-    return {**server_env(), **unit_env}
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +29,15 @@ def unit_engine(tiny_model: Path, serving_plan, tmp_path_factory) -> Iterator[tu
     vllm_python()  # fails with how to create the CPU venv when it is missing
     root = tmp_path_factory.mktemp("engine-unit-root")
     port = free_port()
-    install_instance(
-        root,
-        {
-            "DEPLOYMENT_NAME": "engine-unit",
-            "REGION": "us-east-1",
-            "SECRET_ARN": "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused",
-            "ENGINE": "vllm",
-            "MODEL_ID": serving_plan.model_id,
-            "SERVED_MODEL_NAME": serving_plan.model_id,
-            "ENGINE_ARGS": " ".join(cpu_engine_args(serving_plan.flags)),
-            "PUBLIC_HOST": "127.0.0.1",
-            "DOMAIN": "",
-            "PORT": str(free_port()),
-            "ALLOWED_MEDIA_DOMAINS": "upload.wikimedia.org",
-            "ENGINE_PORT": str(port),
-            "GATEWAY_USER": "nobody",
-            "ENGINE_USER": "nobody",
-            "MODEL_DIR": str(tiny_model),
-        },
+    settings = engine_settings(
+        serving_plan.model_id,
+        port,
+        " ".join(cpu_engine_args(serving_plan.flags)),
+        ALLOWED_MEDIA_DOMAINS="upload.wikimedia.org",
+        MAX_IMAGE_PIXELS=str(serving_plan.max_decoded_pixels),
+        MODEL_DIR=str(tiny_model),
     )
+    install_instance(root, settings)
     # The instance's engine venv is the CPU build's venv here.
     (root / "opt/qwen3vl/engine").symlink_to(VLLM_VENV, target_is_directory=True)
     rendered = run_script(root, "qwen3vl-bootstrap", "render")

@@ -49,16 +49,16 @@ def start_rig(root: Path, engine_port: int, served: str, moto: str) -> Iterator[
 
 
 @pytest.fixture(scope="module")
-def gateway(vllm_server, moto_server, tmp_path_factory) -> Iterator[Gateway]:
+def gateway(vllm_server, moto_server, instance_root) -> Iterator[Gateway]:
     """The rig: nginx in front of the session's vLLM server."""
-    root = tmp_path_factory.mktemp("health-rig")
+    root = instance_root("health-rig")
     yield from start_rig(root, vllm_server.port, vllm_server.served_model_name, moto_server)
 
 
 @pytest.fixture(scope="module")
-def gateway_engine_down(vllm_server, moto_server, tmp_path_factory) -> Iterator[Gateway]:
+def gateway_engine_down(vllm_server, moto_server, instance_root) -> Iterator[Gateway]:
     """A second rig whose engine port has nothing listening: vLLM stopped."""
-    root = tmp_path_factory.mktemp("health-rig-engine-down")
+    root = instance_root("health-rig-engine-down")
     yield from start_rig(root, free_port(), vllm_server.served_model_name, moto_server)
 
 

@@ -78,7 +78,10 @@ def test_each_flag_sets_the_plans_value():
         assert values["mem_fraction_static"] == mem_fraction_static(plan)
         assert values["max_running_requests"] == plan.max_num_seqs
         assert values["chunked_prefill_size"] == plan.max_num_batched_tokens
-        assert values["limit_mm_data_per_request"] == (None if plan.video else {"video": 0})
+        images = {"image": plan.max_images_per_prompt}
+        assert values["limit_mm_data_per_request"] == (
+            images if plan.video else {**images, "video": 0}
+        )
         cap = values["mm_process_config"]
         if "--mm-processor-kwargs" in plan.flags:
             assert cap == {"image": {"max_pixels": plan.largest_image_pixels}}

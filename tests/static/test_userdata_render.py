@@ -14,6 +14,8 @@ import yaml
 from qwen3vl_aws.paths import userdata_dir
 from userdata_render import DEFAULT_INPUTS, Rendered, RenderFailed, render, stage
 
+from rig.gateway import INSTANCE_FILES
+
 EC2_USER_DATA_LIMIT = 16384
 PLAN_FLAGS = [
     "--tensor-parallel-size", "1",
@@ -61,18 +63,9 @@ def test_gzip_output_is_the_document_and_fits_ec2_limit(rendered: Rendered):
 def test_instance_files_are_the_repository_files(rendered: Rendered):
     files = write_files(rendered.text)
     source = userdata_dir()
-    expected = {
-        "/opt/qwen3vl/bin/qwen3vl-bootstrap": source / "bin" / "qwen3vl-bootstrap",
-        "/opt/qwen3vl/bin/qwen3vl-keysync": source / "bin" / "qwen3vl-keysync",
-        "/opt/qwen3vl/bin/qwen3vl-engine": source / "bin" / "qwen3vl-engine",
-        "/opt/qwen3vl/share/versions.env": source / "versions.env",
-        "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
-        "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
-        "/opt/qwen3vl/share/qwen3vl-gateway.service": source / "share" / "qwen3vl-gateway.service",
-    }
-    expected["/opt/qwen3vl/share/qwen3vl-bootstrap.service"] = (
-        source / "share" / "qwen3vl-bootstrap.service"
-    )
+    # Exactly what the node rig installs (rig.gateway.INSTANCE_FILES), so the rig runs what
+    # cloud-init writes.
+    expected = {f"/{target}": source / origin for target, origin in INSTANCE_FILES.items()}
     boot_unit = (source / "share" / "qwen3vl-bootstrap.service").read_text()
     assert files["/etc/systemd/system/qwen3vl-bootstrap.service"]["content"] == boot_unit.replace(
         "@ROOT@", ""
@@ -90,12 +83,14 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
 def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path):
     env_file = tmp_path / "deploy.env"
     env_file.write_text(write_files(rendered.text)["/etc/qwen3vl/deploy.env"]["content"])
-    script = f'set -eu; source {env_file}; printf "%s\\n" "$ENGINE_ARGS" "$DOMAIN" "$SECRET_ARN"'
+    names = ("ENGINE_ARGS", "DOMAIN", "SECRET_ARN", "MAX_IMAGE_PIXELS")
+    script = f'set -eu; source {env_file}; printf "%s\\n" ' + " ".join(f'"${n}"' for n in names)
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == [
         " ".join(PLAN_FLAGS),
         "llm.example.com",
         DEFAULT_INPUTS["secret_arn"],
+        str(DEFAULT_INPUTS["max_image_pixels"]),
     ]
 
 
@@ -124,6 +119,8 @@ def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rende
         ({"served_model_name": "a'b"}, "served_model_name must be"),
         ({"allowed_media_domains": ["*.example.com"]}, "allowed_media_domains entry"),
         ({"model_cache": "tmpfs"}, 'model_cache must be "ebs" or "instance-store"'),
+        ({"max_image_pixels": 1000}, "max_image_pixels must be a whole number between"),
+        ({"max_image_pixels": 2.5e8}, "max_image_pixels must be a whole number between"),
     ],
 )
 def test_bad_inputs_fail_with_a_clear_message(

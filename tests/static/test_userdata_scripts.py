@@ -151,6 +151,42 @@ def test_engine_unit_is_hardened_and_bound_to_loopback(tmp_path: Path):
     assert "--allowed-media-domains upload.wikimedia.org" in engine_env
 
 
+def systemd_bytes(value: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_engine_memory_limits_are_sized_from_the_instance_ram(tmp_path: Path):
+    """MemoryMax leaves the rest of the host (sshd, the SSM agent, the gateway) a tenth of the
+    RAM, at least 1 GiB; MemoryHigh throttles the engine before that."""
+    root = render(tmp_path)
+    unit = (root / "etc/systemd/system/qwen3vl-engine.service").read_text().splitlines()
+    limits = dict(line.split("=", 1) for line in unit if line.startswith("Memory"))
+    ram = next(
+        int(line.split()[1]) * 1024
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
+    high, top = systemd_bytes(limits["MemoryHigh"]), systemd_bytes(limits["MemoryMax"])
+    assert 0 < high < top < ram
+    assert ram - top >= max(ram // 10, 2**30) - 2**20  # rounded down to whole MiB
+    assert ram - top <= max(ram // 10, 2**30) + 2**20
+    assert limits["MemorySwapMax"] == "0"
+
+
+def test_engine_env_caps_decoded_pixels_and_guards_media_urls(tmp_path: Path):
+    root = render(tmp_path, MAX_IMAGE_PIXELS="16777216")
+    env = (root / "etc/qwen3vl/engine.env").read_text().splitlines()
+    assert "VLLM_MAX_IMAGE_PIXELS=16777216" in env
+    assert "VLLM_MEDIA_CONNECTOR=qwen3vl-public" in env
+    guard_dir = root / "opt/qwen3vl/lib/python"
+    assert f"PYTHONPATH={guard_dir}" in env
+    assert (guard_dir / "qwen3vl_media_guard.py").is_file()
+    entry_points = (guard_dir / "qwen3vl_media_guard-1.0.dist-info/entry_points.txt").read_text()
+    assert "[vllm.general_plugins]" in entry_points
+    assert "qwen3vl_media_guard:register" in entry_points
+
+
 def test_engine_launcher_passes_the_flags_intact(tmp_path: Path):
     """engine.env as systemd reads it, through qwen3vl-engine, reaches the engine's argv
     exactly: JSON values keep their quotes."""

@@ -29,6 +29,7 @@ module "userdata" {
   port                  = var.inputs.port
   allowed_media_domains = var.inputs.allowed_media_domains
   model_cache           = var.inputs.model_cache
+  max_image_pixels      = var.inputs.max_image_pixels
 }
 
 output "rendered" {
@@ -53,6 +54,7 @@ DEFAULT_INPUTS: dict[str, object] = {
     "domain": "",
     "port": 443,
     "allowed_media_domains": [],
+    "max_image_pixels": 16777216,
 }
 
 

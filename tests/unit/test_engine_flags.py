@@ -57,7 +57,9 @@ def test_single_gpu_plan_in_sglang_terms():
         "--mem-fraction-static": f"{mem_fraction_static(plan):g}",
         "--max-running-requests": str(plan.max_num_seqs),
         "--chunked-prefill-size": str(plan.max_num_batched_tokens),
-        "--limit-mm-data-per-request": '{"video":0}',
+        "--limit-mm-data-per-request": json.dumps(
+            {"image": plan.max_images_per_prompt, "video": 0}, separators=(",", ":")
+        ),
         "--mm-process-config": json.dumps(
             {"image": {"max_pixels": plan.largest_image_pixels}}, separators=(",", ":")
         ),
@@ -77,7 +79,8 @@ def test_multi_gpu_plan_runs_the_encoder_data_parallel():
 def test_video_lifts_the_video_limit_and_overrides_carry_over():
     plan = plan_serving("g6e.12xlarge", video=True, max_num_seqs=32, max_num_batched_tokens=2048)
     flags = values(sglang_flags(plan))
-    assert "--limit-mm-data-per-request" not in flags
+    # the image cap stays; the video limit is lifted
+    assert json.loads(flags["--limit-mm-data-per-request"]) == {"image": plan.max_images_per_prompt}
     assert (flags["--max-running-requests"], flags["--chunked-prefill-size"]) == ("32", "2048")
 
 

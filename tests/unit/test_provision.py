@@ -27,6 +27,7 @@ def test_terraform_variables_hold_no_key_and_only_what_was_asked() -> None:
     assert variables["instance_type"] == "g5.2xlarge"
     assert variables["engine_args"] == ["--max-model-len", "8192"]
     assert "ami_id" not in variables and "ssh_key_name" not in variables
+    assert "max_image_pixels" not in variables  # until prepare() fills in the plan's cap
     assert not any("key" in str(v) for k, v in variables.items() if k != "engine_args")
 
 
@@ -143,6 +144,8 @@ def test_prepare_fills_in_the_plan_for_the_engine_and_prices_it(moto_clients) ->
     assert prepared.plan is plan
     assert prepared.request.model_id == prepared.request.served_model_name == plan.model_id
     assert prepared.request.engine_args == engine_args(plan, "sglang")
+    # The plan's decoded-pixel cap reaches the instance's engine.env through Terraform.
+    assert prepared.request.terraform_variables()["max_image_pixels"] == plan.max_decoded_pixels
     assert prepared.account == moto_clients.client("sts").get_caller_identity()["Account"]
     assert prepared.zones and all(z.startswith("eu-west-1") for z in prepared.zones)
     catalog_price = get_instance_type("g5.2xlarge").on_demand_usd_per_hour

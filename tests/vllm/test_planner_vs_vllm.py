@@ -153,6 +153,7 @@ def test_every_flag_set_is_accepted_by_vllm(model_id):
         assert resolved["max_num_batched_tokens"] == plan.max_num_batched_tokens
         assert resolved["enable_prefix_caching"] and resolved["enable_chunked_prefill"]
         assert (resolved["video_limit"] == 0) == (not plan.video)
+        assert resolved["image_limit"] == plan.max_images_per_prompt
         profile = load_profile(plan.model_id)
         if plan.largest_image_pixels < profile.max_pixels:
             assert resolved["mm_processor_kwargs"] == {

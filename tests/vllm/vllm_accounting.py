@@ -162,6 +162,7 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
                 "enable_prefix_caching": config.cache_config.enable_prefix_caching,
                 "enable_chunked_prefill": config.scheduler_config.enable_chunked_prefill,
                 "video_limit": mm.get_limit_per_prompt("video"),
+                "image_limit": mm.get_limit_per_prompt("image"),
                 "mm_processor_kwargs": mm.mm_processor_kwargs,
             }
         )

@@ -18,8 +18,10 @@ locals {
     PORT                  = tostring(var.port)
     ALLOWED_MEDIA_DOMAINS = join(" ", var.allowed_media_domains)
     MODEL_CACHE           = var.model_cache
+    MAX_IMAGE_PIXELS      = tostring(var.max_image_pixels)
   }
-  deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
+  guard_dist_info = "qwen3vl_media_guard-1.0.dist-info"
+  deploy_env      = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 
   files = {
     "/etc/qwen3vl/deploy.env"                      = { mode = "0644", content = local.deploy_env }
@@ -33,6 +35,10 @@ locals {
     "/opt/qwen3vl/bin/qwen3vl-bootstrap"            = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-bootstrap") }
     "/opt/qwen3vl/bin/qwen3vl-keysync"              = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-keysync") }
     "/opt/qwen3vl/bin/qwen3vl-engine"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
+    # The engine's media guard (a vLLM plugin found through engine.env's PYTHONPATH).
+    "/opt/qwen3vl/lib/python/qwen3vl_media_guard.py"                    = { mode = "0644", content = file("${local.source_dir}/lib/qwen3vl_media_guard.py") }
+    "/opt/qwen3vl/lib/python/${local.guard_dist_info}/METADATA"         = { mode = "0644", content = file("${local.source_dir}/lib/${local.guard_dist_info}/METADATA") }
+    "/opt/qwen3vl/lib/python/${local.guard_dist_info}/entry_points.txt" = { mode = "0644", content = file("${local.source_dir}/lib/${local.guard_dist_info}/entry_points.txt") }
   }
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {

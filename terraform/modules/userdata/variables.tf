@@ -133,3 +133,14 @@ variable "model_cache" {
     error_message = "model_cache must be \"ebs\" or \"instance-store\"."
   }
 }
+
+variable "max_image_pixels" {
+  description = "Images that decode to more pixels than this are refused before they are decoded (vLLM's VLLM_MAX_IMAGE_PIXELS), so a small compressed image cannot take the engine's memory. qwen3vl-aws apply passes the serving plan's cap; the default is the largest cap any plan uses (8192x8192)."
+  type        = number
+  default     = 67108864
+
+  validation {
+    condition     = var.max_image_pixels >= 1048576 && var.max_image_pixels <= 178956970 && floor(var.max_image_pixels) == var.max_image_pixels
+    error_message = "max_image_pixels must be a whole number between 1048576 (1024x1024) and 178956970 (vLLM's own default cap)."
+  }
+}
