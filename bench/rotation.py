@@ -192,15 +192,15 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO_ROOT))  # the rig package at the repository's top level
     from moto.server import ThreadedMotoServer
-    from qwen3vl_aws.channel.base import LocalChannel
-    from qwen3vl_aws.keys import generate_key
-    from qwen3vl_aws.planner import plan_serving
-    from qwen3vl_aws.rotation import (
+    from qwen3vl_aws.instance.channel.base import LocalChannel
+    from qwen3vl_aws.keys.keygen import generate_key
+    from qwen3vl_aws.keys.rotation import (
         ChannelKeySync,
         EndpointKeyCheck,
         Rotation,
         SecretStore,
     )
+    from qwen3vl_aws.serving.planner import plan_serving
 
     from rig.gateway import run_gateway
     from rig.net import free_port

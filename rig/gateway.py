@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwen3vl_aws.keys import generate_key
+from qwen3vl_aws.keys.keygen import generate_key
 from qwen3vl_aws.paths import userdata_dir
 
 from .net import free_port

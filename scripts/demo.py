@@ -154,7 +154,7 @@ class Demo:
         return env
 
     def boto(self, service: str) -> Any:
-        from qwen3vl_aws.aws import ClientFactory
+        from qwen3vl_aws.aws.clients import ClientFactory
 
         return ClientFactory(region=REGION).client(service)
 
@@ -247,7 +247,7 @@ def start_instance(demo: Demo, stack: ExitStack, deployment: Any) -> Any:
     Records each bootstrap stage's time as its equivalent here runs and writes the status file
     the bootstrap would. Returns the running :class:`rig.gateway.Gateway`.
     """
-    from qwen3vl_aws.instance_status import STATUS_FILE
+    from qwen3vl_aws.instance.status import STATUS_FILE
 
     from rig.gateway import Gateway
     from rig.standins import STAGES, finished_status
@@ -334,7 +334,7 @@ def point_at_rig(demo: Demo, gateway: Any) -> Any:
 
 def first_chats(demo: Demo, deployment: Any) -> str:
     """A text and an image chat with the key ``qwen3vl-aws key`` reads; returns that key."""
-    from qwen3vl_aws.health import pinned_client, tiny_png
+    from qwen3vl_aws.instance.health import pinned_client, tiny_png
 
     console, outcome, model = demo.console, demo.outcome, deployment.served_model_name
     key = demo.cli("key", capture=True).strip()
@@ -361,7 +361,7 @@ def first_chats(demo: Demo, deployment: Any) -> str:
 
 def rotate(demo: Demo, deployment: Any, old_key: str) -> None:
     """``rotate-key --grace 0``: the new key answers, the old one gets 401."""
-    from qwen3vl_aws.health import pinned_client
+    from qwen3vl_aws.instance.health import pinned_client
 
     demo.cli("rotate-key", "--grace", "0")
     new_key = demo.cli("key", capture=True).strip()

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .aws import aws_errors
+from .aws.clients import aws_errors
+from .aws.terraform import EventSink, PlanSummary, Terraform
 from .deployment import Deployment, deployment_dir
 from .errors import TerraformError, UsageError
-from .terraform import EventSink, PlanSummary, Terraform
 
 if TYPE_CHECKING:
-    from .planner import ServingPlan
-    from .pricing import Price
+    from .aws.pricing import Price
+    from .serving.planner import ServingPlan
 
 SECRET_ADDRESS = "aws_secretsmanager_secret.this"
 DEFAULT_SSH_USER = "ubuntu"  # the Deep Learning Base AMI (Ubuntu)
@@ -116,8 +116,8 @@ def prepare(
     what would fit). Order: region, credentials, the type's offering (and the subnet's zone),
     then the plan and the price, so the cheapest refusal comes first.
     """
-    from . import preflight, pricing
-    from .engine_flags import engine_args
+    from .aws import preflight, pricing
+    from .serving.engine_flags import engine_args
 
     check_same_region(request.name, request.region)
     preflight.require_credentials(clients.credentials_available())

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.health import CHECK_NAMES, run_checks
-from qwen3vl_aws.instance_status import STATUS_FILE
-from qwen3vl_aws.readiness import wait_until_ready
+from qwen3vl_aws.instance.channel.base import LocalChannel
+from qwen3vl_aws.instance.health import CHECK_NAMES, run_checks
+from qwen3vl_aws.instance.readiness import wait_until_ready
+from qwen3vl_aws.instance.status import STATUS_FILE
 
 from rig.gateway import Gateway, GatewayRigError, free_port, run_gateway
 from rig.standins import finished_status, install_standins, rig_env
@@ -99,7 +99,7 @@ def failing(results) -> dict[str, str]:
 
 def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path, monkeypatch) -> None:
     _, _, channel = waited(gateway, aws_env, tmp_path)
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
     result = CliRunner().invoke(cli, ["health", "--key-stdin"], input=KEY, env={"COLUMNS": "200"})
     print(result.output)  # the full table, for the record (pytest -s)
     assert result.exit_code == 0, result.output

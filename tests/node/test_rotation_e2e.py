@@ -21,13 +21,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-import qwen3vl_aws.channel.factory as factory
+import qwen3vl_aws.instance.channel.factory as factory
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import CommandChannel, CommandResult, LocalChannel
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.keys import generate_key
-from qwen3vl_aws.rotation import SecretStore
+from qwen3vl_aws.instance.channel.base import CommandChannel, CommandResult, LocalChannel
+from qwen3vl_aws.keys.keygen import generate_key
+from qwen3vl_aws.keys.rotation import SecretStore
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 

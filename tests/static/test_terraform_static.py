@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from qwen3vl_aws.aws.terraform import Terraform, find_executable
 from qwen3vl_aws.paths import terraform_dir
-from qwen3vl_aws.terraform import Terraform, find_executable
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"

@@ -15,11 +15,11 @@ from click.testing import CliRunner
 from fake_gateway import FakeGateway, self_signed, serve
 from moto import mock_aws
 from PIL import Image
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.health import (
+from qwen3vl_aws.instance.channel.base import LocalChannel
+from qwen3vl_aws.instance.health import (
     CHECK_NAMES,
     check_bootstrap,
     check_gpu,
@@ -29,7 +29,7 @@ from qwen3vl_aws.health import (
     run_checks,
     tiny_png,
 )
-from qwen3vl_aws.instance_status import STATUS_FILE, Section
+from qwen3vl_aws.instance.status import STATUS_FILE, Section
 from test_json_schemas import validate_output
 
 KEY = "sk-qwen-" + "k" * 43
@@ -271,7 +271,7 @@ def test_a_stopped_instance_attempts_nothing_else(aws, instance, gateway) -> Non
 def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) -> None:
     channel, bin_dir = instance
     deployment = pinned_deployment(launch(aws), gateway)
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
     runner = CliRunner()
     result = runner.invoke(cli, ["health", "--json", "--key-stdin"], input=KEY + "\n")
     assert result.exit_code == 0, result.output

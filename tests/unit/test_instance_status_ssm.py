@@ -10,11 +10,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from channel_doubles import INSTANCE, expect_poll, expect_send_command, ssm_channel
-from qwen3vl_aws.channel.ssm import STDOUT_CAP
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import ChannelError
-from qwen3vl_aws.health import run_checks
-from qwen3vl_aws.instance_status import read_log, read_snapshot, read_status
+from qwen3vl_aws.instance.channel.ssm import STDOUT_CAP
+from qwen3vl_aws.instance.health import run_checks
+from qwen3vl_aws.instance.status import read_log, read_snapshot, read_status
 
 STATUS = {
     "stages": [{"name": "packages", "state": "running", "started_at": "2026-11-24T10:00:00Z"}],

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.channel.base import LocalChannel
-from qwen3vl_aws.channel.factory import channel_for
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import UsageError
+from qwen3vl_aws.instance.channel.base import LocalChannel
+from qwen3vl_aws.instance.channel.factory import channel_for
 
 
 class NoClients:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import CheckFailed, UsageError
-from qwen3vl_aws.instance_status import (
+from qwen3vl_aws.instance.channel.base import LocalChannel
+from qwen3vl_aws.instance.status import (
     BOOTSTRAP_LOG,
     filter_since,
     follow_log,
@@ -150,7 +150,7 @@ def test_logs_command_prints_the_lines(root: Path, channel, monkeypatch) -> None
     Deployment(
         name="qwen3vl", region="us-east-1", instance_type="g5.xlarge", instance_id="i-0abc"
     ).save()
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
     write_log(root, "2026-11-24T10:00:00Z bootstrap started\n")
     result = CliRunner().invoke(cli, ["logs", "--unit", "bootstrap"])
     assert result.exit_code == 0, result.output

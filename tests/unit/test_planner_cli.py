@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.cli.serving_opts import SERVING_OPTION_NAMES, plan_from_options, serving_options
-from qwen3vl_aws.engine_flags import sglang_flags, translation_note
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.model_profile import FP8_MODEL_ID
-from qwen3vl_aws.planner import plan_serving
+from qwen3vl_aws.serving.engine_flags import sglang_flags, translation_note
+from qwen3vl_aws.serving.model_profile import FP8_MODEL_ID
+from qwen3vl_aws.serving.planner import plan_serving
 
 
 def run(*args: str):

@@ -7,9 +7,9 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from qwen3vl_aws.catalog import get_instance_type
+from qwen3vl_aws.aws.catalog import get_instance_type
+from qwen3vl_aws.aws.pricing import catalog_price, hourly_price, live_price, parse_on_demand_usd
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.pricing import catalog_price, hourly_price, live_price, parse_on_demand_usd
 
 
 def _price_item(usd: str, unit: str = "Hrs") -> str:

@@ -119,7 +119,7 @@ def test_partial_record_keeps_what_was_known() -> None:
 @pytest.fixture
 def moto_clients(monkeypatch: pytest.MonkeyPatch):
     """A ClientFactory for eu-west-1 backed by in-process moto, with fake credentials."""
-    from qwen3vl_aws.aws import ClientFactory
+    from qwen3vl_aws.aws.clients import ClientFactory
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -133,10 +133,10 @@ def moto_clients(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_prepare_fills_in_the_plan_for_the_engine_and_prices_it(moto_clients) -> None:
-    from qwen3vl_aws.catalog import get_instance_type
-    from qwen3vl_aws.engine_flags import engine_args
-    from qwen3vl_aws.planner import plan_serving
+    from qwen3vl_aws.aws.catalog import get_instance_type
     from qwen3vl_aws.provision import prepare
+    from qwen3vl_aws.serving.engine_flags import engine_args
+    from qwen3vl_aws.serving.planner import plan_serving
 
     plan = plan_serving("g5.2xlarge")
     prepared = prepare(moto_clients, _request(engine="sglang"), lambda: plan)

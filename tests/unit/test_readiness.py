@@ -17,13 +17,13 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 from fake_gateway import FakeGateway, serve
 from moto import mock_aws
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import CheckFailed
-from qwen3vl_aws.instance_status import BOOTSTRAP_LOG, CERT_FILE, STATUS_FILE
-from qwen3vl_aws.readiness import Stalled, wait_until_ready
+from qwen3vl_aws.instance.channel.base import LocalChannel
+from qwen3vl_aws.instance.readiness import Stalled, wait_until_ready
+from qwen3vl_aws.instance.status import BOOTSTRAP_LOG, CERT_FILE, STATUS_FILE
 from rich.console import Console
 
 KEY = "sk-qwen-" + "r" * 43
@@ -274,7 +274,7 @@ def test_ssm_never_online_stalls_on_the_channel_stage(aws, gateway, channel) -> 
 def test_wait_command_names_the_stalled_stage(aws, gateway, root, channel, monkeypatch) -> None:
     target = deployment(aws, gateway)
     target.save()
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
+    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
     with ScriptedInstance(root, PROGRESSION[:3]):
         result = CliRunner().invoke(cli, ["wait", "--timeout", "2"])
     assert result.exit_code == 7

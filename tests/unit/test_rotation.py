@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.errors import AwsError, ChannelError, UsageError
-from qwen3vl_aws.rotation import ChannelKeySync, Labels, Rotation, RotationFailed, SecretStore
+from qwen3vl_aws.instance.channel.base import LocalChannel
+from qwen3vl_aws.keys.rotation import ChannelKeySync, Labels, Rotation, RotationFailed, SecretStore
 from rotation_doubles import NEW, OLD, deploy_secret, interrupt, keysync_fails, secrets_manager
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
-import qwen3vl_aws.channel.factory as factory
-import qwen3vl_aws.rotation as rotation
+import qwen3vl_aws.instance.channel.factory as factory
+import qwen3vl_aws.keys.rotation as rotation
 from channel_doubles import RecordingChannel
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import CommandResult
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
+from qwen3vl_aws.instance.channel.base import CommandResult
 from rotation_doubles import NEW, OLD, deploy_secret, interrupt, secrets_manager
 
 

@@ -76,7 +76,7 @@ class App:
     @property
     def clients(self):  # -> ClientFactory; imported lazily to keep start-up fast
         if self._clients is None:
-            from ..aws import ClientFactory
+            from ..aws.clients import ClientFactory
 
             self._clients = ClientFactory(region=self.region, profile=self.profile)
         return self._clients

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from ..catalog import DEFAULT_INSTANCE_TYPE
+from ..aws.catalog import DEFAULT_INSTANCE_TYPE
 from . import App, pass_app, ready_timeout_option
 from .serving_opts import engine_option, serving_options
 
@@ -85,11 +85,12 @@ MODEL_CACHES = {
 @pass_app
 def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
-    from .. import preflight, provision
-    from ..catalog import get_instance_type
-    from ..keys import generate_key, validate_key
-    from ..tfprogress import TerraformProgress
+    from .. import provision
+    from ..aws import preflight
+    from ..aws.catalog import get_instance_type
+    from ..keys.keygen import generate_key, validate_key
     from .serving_opts import plan_from_options
+    from .tfprogress import TerraformProgress
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
     instance = get_instance_type(opts["instance_type"])
@@ -145,8 +146,8 @@ def command(app: App, **opts) -> None:
         )
     app.err.print("API key stored in Secrets Manager." if stored else "Kept the existing API key.")
     if not opts["no_wait"]:
-        from ..channel.factory import channel_for
-        from ..readiness import wait_until_ready
+        from ..instance.channel.factory import channel_for
+        from ..instance.readiness import wait_until_ready
 
         channel = channel_for(deployment, clients)
         wait_until_ready(deployment, clients, channel, timeout=opts["timeout"], console=app.err)
@@ -177,7 +178,7 @@ def _key_source(
 
 def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) -> list[str]:
     """The CIDRs given, or this machine's public address after asking."""
-    from ..preflight import detect_public_ip, host_cidr, open_networks, validate_cidrs
+    from ..aws.preflight import detect_public_ip, host_cidr, open_networks, validate_cidrs
 
     if allow:
         cidrs = validate_cidrs(allow, allow_open=anywhere)
@@ -201,7 +202,7 @@ def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) 
 def _show_plan(app: App, prepared, summary) -> None:
     from rich.table import Table
 
-    from ..engine_flags import ENGINE_NAMES
+    from ..serving.engine_flags import ENGINE_NAMES
 
     request, price = prepared.request, prepared.price
 

@@ -11,7 +11,7 @@ import click
 from . import App, pass_app
 
 if TYPE_CHECKING:
-    from ..health import CheckResult
+    from ..instance.health import CheckResult
 
 
 @click.command(name="health")
@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 @pass_app
 def command(app: App, as_json: bool, key_stdin: bool) -> None:
     """Check the instance, its bootstrap, units and GPUs, and the endpoint end to end."""
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
+    from ..aws.clients import ClientFactory
     from ..deployment import load_deployment
     from ..errors import CheckFailed
-    from ..health import run_checks
-    from ..keys import validate_key
+    from ..instance.channel.factory import channel_for
+    from ..instance.health import run_checks
+    from ..keys.keygen import validate_key
 
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
     deployment = load_deployment(app.name)

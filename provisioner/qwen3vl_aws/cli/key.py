@@ -12,6 +12,6 @@ from . import App, pass_app
 def command(app: App) -> None:
     """Print the endpoint's current API key (it is a secret: mind where the output goes)."""
     from ..deployment import load_deployment
-    from ..rotation import secret_store
+    from ..keys.rotation import secret_store
 
     click.echo(secret_store(load_deployment(app.name), app.clients).current_value())

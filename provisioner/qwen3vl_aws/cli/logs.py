@@ -9,7 +9,7 @@ import click
 from . import App, pass_app
 
 if TYPE_CHECKING:
-    from ..instance_status import LogChunk
+    from ..instance.status import LogChunk
 
 
 @click.command(name="logs")
@@ -37,10 +37,10 @@ def command(
     app: App, unit: str, since: str | None, lines: int, follow: bool, interval: float
 ) -> None:
     """Print the last lines of a log on the instance (the API key never appears in them)."""
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
+    from ..aws.clients import ClientFactory
     from ..deployment import load_deployment
-    from ..instance_status import follow_log, now_utc, parse_since, read_log
+    from ..instance.channel.factory import channel_for
+    from ..instance.status import follow_log, now_utc, parse_since, read_log
 
     since_at = parse_since(since, now_utc()) if since else None
     deployment = load_deployment(app.name)

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..catalog import DEFAULT_INSTANCE_TYPE
+from ..aws.catalog import DEFAULT_INSTANCE_TYPE
 from . import App, pass_app
 from .serving_opts import engine_option, plan_from_options, serving_options
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ..planner import ServingPlan
+    from ..serving.planner import ServingPlan
 
 
 @click.command(name="plan-serving")
@@ -35,7 +35,7 @@ def command(
     app: App, instance_type: str, engine: str, offline: bool, as_json: bool, **opts: object
 ) -> None:
     """Show the engine flags apply will use on an instance type, and why."""
-    from ..engine_flags import ENGINE_NAMES, engine_args, translation_note
+    from ..serving.engine_flags import ENGINE_NAMES, engine_args, translation_note
 
     plan = plan_from_options(instance_type, clients=None if offline else app.clients, **opts)
     args = engine_args(plan, engine)

@@ -25,9 +25,9 @@ def stop(app: App, yes: bool, timeout: float) -> None:
     The EBS volume and the Elastic IP remain (and are still billed), and with them the model
     weights, unless the deployment chose to cache them on the instance store (wiped by a stop).
     """
-    from ..aws import ClientFactory
+    from ..aws.clients import ClientFactory
+    from ..aws.power import stop_instance
     from ..deployment import load_deployment
-    from ..power import stop_instance
 
     deployment = load_deployment(app.name)
     if not yes:
@@ -56,11 +56,11 @@ def start(app: App, timeout: float, no_wait: bool) -> None:
     cached them on the instance store); without --no-wait this waits, like `qwen3vl-aws wait`,
     until a one-token chat answers.
     """
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
+    from ..aws.clients import ClientFactory
+    from ..aws.power import start_instance
     from ..deployment import load_deployment
-    from ..power import start_instance
-    from ..readiness import wait_until_ready
+    from ..instance.channel.factory import channel_for
+    from ..instance.readiness import wait_until_ready
 
     deployment = load_deployment(app.name)
     clients = ClientFactory(region=deployment.region, profile=app.profile)

@@ -49,8 +49,8 @@ def command(
     """
     from ..deployment import load_deployment
     from ..errors import UsageError
-    from ..keys import validate_key
-    from ..rotation import rotation_for
+    from ..keys.keygen import validate_key
+    from ..keys.rotation import rotation_for
 
     if key_source is not None and key_source != "-":
         raise UsageError(
@@ -84,7 +84,7 @@ def command(
         sys.exit(130)
     app.out.print(f"New key is AWSCURRENT (version {outcome.current}).")
     if show_key:
-        from ..rotation import secret_store
+        from ..keys.rotation import secret_store
 
         click.echo(secret_store(deployment, app.clients).value(outcome.current))
     else:

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..model_profile import MODEL_IDS
+from ..serving.model_profile import MODEL_IDS
 
 if TYPE_CHECKING:
-    from ..planner import ServingPlan
+    from ..serving.planner import ServingPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,7 +79,7 @@ _OPTIONS = (
 
 def engine_option(func: F) -> F:
     """Add ``--engine`` (which server runs the plan; its flags are translated to match)."""
-    from ..engine_flags import DEFAULT_ENGINE, ENGINES
+    from ..serving.engine_flags import DEFAULT_ENGINE, ENGINES
 
     return click.option(
         "--engine",
@@ -103,8 +103,8 @@ def plan_from_options(instance_type: str, *, clients: Any = None, **opts: Any) -
     ``clients`` (a ``ClientFactory``) lets the GPU data come from EC2 DescribeInstanceTypes;
     without it, or when AWS does not answer, the built-in catalog is used.
     """
-    from ..gpu_specs import gpu_for
-    from ..planner import plan_serving
+    from ..serving.gpu_specs import gpu_for
+    from ..serving.planner import plan_serving
 
     overrides = {name: opts[name] for name in SERVING_OPTION_NAMES if name in opts}
     return plan_serving(instance_type, gpu=gpu_for(instance_type, clients), **overrides)

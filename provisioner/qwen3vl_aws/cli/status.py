@@ -14,10 +14,10 @@ from . import App, pass_app
 @pass_app
 def command(app: App, as_json: bool) -> None:
     """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far."""
-    from ..aws import ClientFactory
+    from ..aws.clients import ClientFactory
+    from ..aws.pricing import hourly_price
     from ..deployment import load_deployment
-    from ..deployment_status import deployment_status, describe_instance
-    from ..pricing import hourly_price
+    from ..instance.summary import deployment_status, describe_instance
 
     deployment = load_deployment(app.name)
     clients = ClientFactory(region=deployment.region, profile=app.profile)

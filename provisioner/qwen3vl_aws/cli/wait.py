@@ -16,10 +16,10 @@ def command(app: App, timeout: float) -> None:
     Also fetches the instance's TLS certificate over the command channel and pins it, so every
     later client of this deployment trusts exactly that certificate.
     """
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
+    from ..aws.clients import ClientFactory
     from ..deployment import load_deployment
-    from ..readiness import wait_until_ready
+    from ..instance.channel.factory import channel_for
+    from ..instance.readiness import wait_until_ready
 
     deployment = load_deployment(app.name)
     clients = ClientFactory(region=deployment.region, profile=app.profile)

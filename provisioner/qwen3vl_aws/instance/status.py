@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ..errors import ChannelError, CheckFailed, UsageError
 from .channel.base import CommandChannel
-from .errors import ChannelError, CheckFailed, UsageError
 
 STATUS_FILE = "/var/lib/qwen3vl/status.json"
 BOOTSTRAP_LOG = "/var/log/qwen3vl/bootstrap.log"

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..deployment import Deployment
-from ..errors import UsageError
+from ...deployment import Deployment
+from ...errors import UsageError
 from .base import CommandChannel, LocalChannel
 from .ssh import SshChannel, ec2_console_trust
 from .ssm import SsmChannel

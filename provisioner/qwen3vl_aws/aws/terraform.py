@@ -29,8 +29,8 @@ from typing import Any
 from python_terraform import IsFlagged
 from python_terraform import Terraform as PyTerraform
 
-from .errors import TerraformError, UsageError
-from .paths import bundle_dir
+from ..errors import TerraformError, UsageError
+from ..paths import bundle_dir
 
 DEFAULT_MIRROR = Path("/opt/tf-plugins")
 MIRROR_ENV = "QWEN3VL_TF_PLUGIN_MIRROR"

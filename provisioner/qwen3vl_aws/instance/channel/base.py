@@ -6,7 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import ChannelError
+from ...errors import ChannelError
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import paramiko
 
-from ..errors import ChannelError
+from ...errors import ChannelError
 from .base import CommandResult
 
 FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")

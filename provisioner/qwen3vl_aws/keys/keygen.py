@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from .errors import UsageError
+from ..errors import UsageError
 
 KEY_PREFIX = "sk-qwen-"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9._-]{32,200}$")

@@ -15,7 +15,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 
-from .errors import UsageError
+from ..errors import UsageError
 from .gpu_specs import GpuSpec, catalog_gpu
 from .model_profile import BF16_MODEL_ID, FP8_MODEL_ID, ModelProfile, load_profile
 

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .aws import aws_errors
-from .channel.base import CommandChannel
-from .deployment import Deployment
-from .errors import CheckFailed, NotDeployedError, Qwen3vlError, UsageError
-from .keys import generate_key
+from ..aws.clients import aws_errors
+from ..deployment import Deployment
+from ..errors import CheckFailed, NotDeployedError, Qwen3vlError, UsageError
+from ..instance.channel.base import CommandChannel
+from .keygen import generate_key
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 # The instance's key sync script; QWEN3VL_ROOT (unset on an instance) lets the node rig run it in
@@ -352,8 +352,8 @@ def rotation_for(
     accept_host_key: str | None = None,
 ) -> Rotation:
     """The rotation of a recorded deployment: its secret, its command channel, its endpoint."""
-    from .channel.factory import channel_for
-    from .health import endpoint_base
+    from ..instance.channel.factory import channel_for
+    from ..instance.health import endpoint_base
 
     channel = channel_for(deployment, clients, accept_host_key=accept_host_key)
     return Rotation(

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from functools import cache
 
-from .errors import UsageError
-from .paths import data_file
+from ..errors import UsageError
+from ..paths import data_file
 
 BF16_MODEL_ID = "Qwen/Qwen3-VL-8B-Instruct"
 FP8_MODEL_ID = "Qwen/Qwen3-VL-8B-Instruct-FP8"

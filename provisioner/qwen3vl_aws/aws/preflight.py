@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .aws import aws_errors
+from ..errors import AwsError, UsageError
 from .catalog import get_instance_type, instance_types
-from .errors import AwsError, UsageError
+from .clients import aws_errors
 
 OPEN_NETWORKS = ("0.0.0.0/0", "::/0")
 # Plain-text "what is my IP" services over HTTPS; the first that answers wins.

@@ -10,8 +10,8 @@ import csv
 from dataclasses import dataclass
 from functools import cache
 
-from .errors import UsageError
-from .paths import data_file
+from ..errors import UsageError
+from ..paths import data_file
 
 SUPPORTED_FAMILIES = ("g5", "g6", "g6e")
 DEFAULT_INSTANCE_TYPE = "g5.xlarge"

@@ -14,7 +14,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from .errors import AwsError
+from ..errors import AwsError
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60

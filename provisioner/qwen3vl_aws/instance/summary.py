@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from .aws import aws_errors
-from .deployment import Deployment
-from .pricing import Price
+from ..aws.clients import aws_errors
+from ..aws.pricing import Price
+from ..deployment import Deployment
 
 
 def describe_instance(ec2_client: Any, instance_id: str | None) -> dict[str, Any] | None:

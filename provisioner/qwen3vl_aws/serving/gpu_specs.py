@@ -8,9 +8,9 @@ from dataclasses import dataclass, replace
 
 import botocore.exceptions
 
-from .aws import aws_errors
-from .catalog import get_instance_type
-from .errors import AwsError
+from ..aws.catalog import get_instance_type
+from ..aws.clients import aws_errors
+from ..errors import AwsError
 
 MIB = 1024**2
 

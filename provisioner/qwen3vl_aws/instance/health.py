@@ -24,11 +24,11 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .aws import ClientFactory, aws_errors
+from ..aws.clients import ClientFactory, aws_errors
+from ..deployment import Deployment
+from ..errors import AwsError, ChannelError, CheckFailed, Qwen3vlError, UsageError
 from .channel.base import CommandChannel
-from .deployment import Deployment
-from .errors import AwsError, ChannelError, CheckFailed, Qwen3vlError, UsageError
-from .instance_status import (
+from .status import (
     ENGINE_UNIT,
     GATEWAY_UNIT,
     STAGE_NAMES,
@@ -410,7 +410,7 @@ CHECK_NAMES = (
 
 def current_key(deployment: Deployment, clients: ClientFactory) -> str:
     """The key in force (AWSCURRENT), read from Secrets Manager and only held in memory."""
-    from .rotation import secret_store
+    from ..keys.rotation import secret_store
 
     return secret_store(deployment, clients).current_value()
 

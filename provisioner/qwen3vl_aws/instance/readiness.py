@@ -26,10 +26,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from .aws import ClientFactory, aws_errors
+from ..aws.clients import ClientFactory, aws_errors
+from ..deployment import Deployment
+from ..errors import ChannelError, CheckFailed
 from .channel.base import CommandChannel
-from .deployment import Deployment
-from .errors import ChannelError, CheckFailed
 from .health import (
     CERT_MISMATCH,
     KEY_WRONG,
@@ -39,7 +39,7 @@ from .health import (
     current_key,
     pinned_client,
 )
-from .instance_status import STAGE_NAMES, BootstrapStatus, read_certificate, read_log, read_status
+from .status import STAGE_NAMES, BootstrapStatus, read_certificate, read_log, read_status
 
 LOG_LINES = 20
 

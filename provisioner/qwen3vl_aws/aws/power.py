@@ -19,9 +19,9 @@ from typing import Any
 
 import botocore.exceptions
 
-from .aws import ClientFactory, aws_errors
-from .deployment import Deployment
-from .errors import CheckFailed, UsageError
+from ..deployment import Deployment
+from ..errors import CheckFailed, UsageError
+from .clients import ClientFactory, aws_errors
 
 WAIT_DELAY_S = 5
 

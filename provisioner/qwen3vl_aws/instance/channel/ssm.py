@@ -21,7 +21,7 @@ from typing import Any
 
 import botocore.exceptions
 
-from ..errors import ChannelError
+from ...errors import ChannelError
 from .base import CommandResult
 
 STDOUT_CAP = 24_000
