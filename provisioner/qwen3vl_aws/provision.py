@@ -106,8 +106,6 @@ def prepare(
     clients: Any,
     request: ApplyRequest,
     plan_for: Callable[[], ServingPlan],
-    *,
-    profile: str | None = None,
 ) -> Prepared:
     """Check ``request`` against AWS before anything is created and fill in its serving plan.
 
@@ -132,7 +130,7 @@ def prepare(
     plan = plan_for()
     request.model_id = request.served_model_name = plan.model_id
     request.engine_args = engine_args(plan, request.engine)
-    price = pricing.hourly_price(request.instance_type, request.region, profile=profile)
+    price = pricing.hourly_price(request.instance_type, request.region, clients)
     return Prepared(request, identity.account, zones, price, plan)
 
 

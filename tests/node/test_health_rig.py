@@ -18,12 +18,13 @@ from click.testing import CliRunner
 from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.instance.channel.base import LocalChannel
 from qwen3vl_aws.instance.health import CHECK_NAMES, run_checks
 from qwen3vl_aws.instance.readiness import wait_until_ready
 from qwen3vl_aws.instance.status import STATUS_FILE
 
+from rig.cli import app_with_channel
 from rig.gateway import Gateway, GatewayRigError, free_port, run_gateway
+from rig.local import LocalChannel
 from rig.standins import finished_status, install_standins, rig_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.node]
@@ -97,10 +98,15 @@ def failing(results) -> dict[str, str]:
     return {r.name: r.detail for r in results if not r.ok}
 
 
-def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path, monkeypatch) -> None:
+def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path) -> None:
     _, _, channel = waited(gateway, aws_env, tmp_path)
-    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
-    result = CliRunner().invoke(cli, ["health", "--key-stdin"], input=KEY, env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        cli,
+        ["health", "--key-stdin"],
+        input=KEY,
+        env={"COLUMNS": "200"},
+        obj=app_with_channel(channel),
+    )
     print(result.output)  # the full table, for the record (pytest -s)
     assert result.exit_code == 0, result.output
     for name in (n if n != "ssm" else "channel" for n in CHECK_NAMES):

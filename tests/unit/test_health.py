@@ -18,7 +18,6 @@ from PIL import Image
 from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.instance.channel.base import LocalChannel
 from qwen3vl_aws.instance.health import (
     CHECK_NAMES,
     check_bootstrap,
@@ -31,6 +30,9 @@ from qwen3vl_aws.instance.health import (
 )
 from qwen3vl_aws.instance.status import STATUS_FILE, Section
 from test_json_schemas import validate_output
+
+from rig.cli import app_with_channel
+from rig.local import LocalChannel
 
 KEY = "sk-qwen-" + "k" * 43
 STAGES = ("packages", "model", "configure", "engine", "ready")
@@ -268,19 +270,20 @@ def test_a_stopped_instance_attempts_nothing_else(aws, instance, gateway) -> Non
     assert gateway.requests == []
 
 
-def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) -> None:
+def test_health_command_json_and_exit_code(aws, instance, gateway) -> None:
     channel, bin_dir = instance
     deployment = pinned_deployment(launch(aws), gateway)
-    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
     runner = CliRunner()
-    result = runner.invoke(cli, ["health", "--json", "--key-stdin"], input=KEY + "\n")
+    result = runner.invoke(
+        cli, ["health", "--json", "--key-stdin"], input=KEY + "\n", obj=app_with_channel(channel)
+    )
     assert result.exit_code == 0, result.output
     doc = validate_output("health", result.stdout)
     assert doc["ok"] is True and doc["deployment"] == deployment.name
     assert KEY not in result.output
 
     stub_tool(bin_dir, "nvidia-smi", "NVIDIA-SMI has failed\n", exit_code=9)
-    result = runner.invoke(cli, ["health", "--key-stdin"], input=KEY)
+    result = runner.invoke(cli, ["health", "--key-stdin"], input=KEY, obj=app_with_channel(channel))
     assert result.exit_code == 7
     assert "1 of 10 checks failed: gpu." in result.output
     assert "nvidia-smi failed" in result.output

@@ -7,8 +7,14 @@ from pathlib import Path
 import pytest
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.instance.channel.base import LocalChannel
 from qwen3vl_aws.instance.channel.factory import channel_for
+
+from rig.local import LocalChannel, register
+
+
+@pytest.fixture(autouse=True)
+def local_transport() -> None:
+    register()  # what the rig does before it runs the CLI
 
 
 class NoClients:

@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import CheckFailed, UsageError
-from qwen3vl_aws.instance.channel.base import LocalChannel
 from qwen3vl_aws.instance.status import (
     BOOTSTRAP_LOG,
     filter_since,
@@ -23,6 +22,9 @@ from qwen3vl_aws.instance.status import (
     parse_since,
     read_log,
 )
+
+from rig.cli import app_with_channel
+from rig.local import LocalChannel
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 JOURNAL = """\
@@ -146,13 +148,12 @@ def test_follow_polls_from_the_cursor_and_loses_nothing(root: Path, channel) -> 
     assert [next(follower).lines for _ in range(3)] == [["a", "b"], ["c"], ["d", "e"]]
 
 
-def test_logs_command_prints_the_lines(root: Path, channel, monkeypatch) -> None:
+def test_logs_command_prints_the_lines(root: Path, channel) -> None:
     Deployment(
         name="qwen3vl", region="us-east-1", instance_type="g5.xlarge", instance_id="i-0abc"
     ).save()
-    monkeypatch.setattr("qwen3vl_aws.instance.channel.factory.channel_for", lambda *a, **k: channel)
     write_log(root, "2026-11-24T10:00:00Z bootstrap started\n")
-    result = CliRunner().invoke(cli, ["logs", "--unit", "bootstrap"])
+    result = CliRunner().invoke(cli, ["logs", "--unit", "bootstrap"], obj=app_with_channel(channel))
     assert result.exit_code == 0, result.output
     assert result.output == "2026-11-24T10:00:00Z bootstrap started\n"
 

@@ -26,7 +26,7 @@ class ClientFactory:
 
     def __init__(self, region: str | None = None, profile: str | None = None) -> None:
         self._session = boto3.session.Session(region_name=region, profile_name=profile)
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[tuple[str, str | None, int], Any] = {}
 
     @property
     def region(self) -> str:
@@ -38,12 +38,20 @@ class ClientFactory:
             )
         return region
 
-    def client(self, service: str, region: str | None = None) -> Any:
-        """A boto3 client for ``service`` (in ``region``, default the factory's)."""
-        key = (service, region)
+    def client(
+        self, service: str, region: str | None = None, *, config: Config | None = None
+    ) -> Any:
+        """A boto3 client for ``service`` (in ``region``, default the factory's).
+
+        ``config`` is merged over the shared retry settings (e.g. fewer attempts for a call that
+        is only nice to have).
+        """
+        key = (service, region, id(config))
         if key not in self._clients:
             self._clients[key] = self._session.client(
-                service, region_name=region or self.region, config=RETRY_CONFIG
+                service,
+                region_name=region or self.region,
+                config=RETRY_CONFIG.merge(config) if config else RETRY_CONFIG,
             )
         return self._clients[key]
 

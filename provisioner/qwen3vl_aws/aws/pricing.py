@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.config import Config
+
 from .catalog import get_instance_type
 
 # The Pricing API is served from a few regions only; us-east-1 answers for every region's prices.
@@ -78,29 +80,16 @@ def live_price(pricing_client: Any, instance_type: str, region: str) -> Price | 
     return None
 
 
-def pricing_client(profile: str | None = None) -> Any:
-    """A Pricing API client that gives up fast: the price is nice to have, never worth a wait."""
-    import boto3
-    from botocore.config import Config
-
-    session = boto3.session.Session(profile_name=profile)
-    return session.client(
-        "pricing",
-        region_name=PRICING_REGION,
-        config=Config(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=5),
-    )
+#: The price is nice to have, never worth a wait: one attempt, short timeouts.
+PRICING_CONFIG = Config(retries={"max_attempts": 1}, connect_timeout=3, read_timeout=5)
 
 
-def hourly_price(
-    instance_type: str, region: str, client: Any | None = None, profile: str | None = None
-) -> Price:
-    """The on-demand price per hour: live when the Pricing API answers, else the catalog's."""
-    import botocore.exceptions
+def hourly_price(instance_type: str, region: str, clients: Any) -> Price:
+    """The on-demand price per hour: live when the Pricing API answers, else the catalog's.
 
+    ``clients`` is the deployment's ``ClientFactory``; the Pricing API client it gives is in
+    :data:`PRICING_REGION` whatever the deployment's region.
+    """
     fallback = catalog_price(instance_type)  # also validates the type
-    if client is None:
-        try:
-            client = pricing_client(profile)
-        except botocore.exceptions.BotoCoreError:  # e.g. an unknown profile: the catalog answers
-            return fallback
+    client = clients.client("pricing", region=PRICING_REGION, config=PRICING_CONFIG)
     return live_price(client, instance_type, region) or fallback

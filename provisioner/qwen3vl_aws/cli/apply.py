@@ -103,7 +103,7 @@ def command(app: App, **opts) -> None:
         )
     media_domains = preflight.validate_media_domains(opts["media_domains"])
     subnet_id = preflight.validate_subnet_id(opts["subnet_id"])
-    clients = app.clients
+    clients = app.clients()
     request = provision.ApplyRequest(
         name=app.name,
         region=clients.region,
@@ -126,7 +126,6 @@ def command(app: App, **opts) -> None:
         clients,
         request,
         lambda: plan_from_options(instance.name, clients=clients, **serving),
-        profile=app.profile,
     )
     tf = provision.terraform_for(app.name)
     with TerraformProgress(app.err, "Planning") as sink:
@@ -146,11 +145,16 @@ def command(app: App, **opts) -> None:
         )
     app.err.print("API key stored in Secrets Manager." if stored else "Kept the existing API key.")
     if not opts["no_wait"]:
-        from ..instance.channel.factory import channel_for
         from ..instance.readiness import wait_until_ready
 
-        channel = channel_for(deployment, clients)
-        wait_until_ready(deployment, clients, channel, timeout=opts["timeout"], console=app.err)
+        session = app.deployment()
+        wait_until_ready(
+            session.record,
+            session.clients,
+            session.channel,
+            timeout=opts["timeout"],
+            console=app.err,
+        )
     _show_next_steps(app, deployment, waited=not opts["no_wait"])
 
 

@@ -24,18 +24,14 @@ if TYPE_CHECKING:
 @pass_app
 def command(app: App, as_json: bool, key_stdin: bool) -> None:
     """Check the instance, its bootstrap, units and GPUs, and the endpoint end to end."""
-    from ..aws.clients import ClientFactory
-    from ..deployment import load_deployment
     from ..errors import CheckFailed
-    from ..instance.channel.factory import channel_for
     from ..instance.health import run_checks
     from ..keys.keygen import validate_key
 
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
-    deployment = load_deployment(app.name)
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    channel = channel_for(deployment, clients)
-    results = run_checks(deployment, clients, channel, api_key=api_key)
+    session = app.deployment()
+    deployment = session.record
+    results = run_checks(deployment, session.clients, session.channel, api_key=api_key)
     failed = [r.name for r in results if not r.ok]
     if as_json:
         doc = {

@@ -37,14 +37,10 @@ def command(
     app: App, unit: str, since: str | None, lines: int, follow: bool, interval: float
 ) -> None:
     """Print the last lines of a log on the instance (the API key never appears in them)."""
-    from ..aws.clients import ClientFactory
-    from ..deployment import load_deployment
-    from ..instance.channel.factory import channel_for
     from ..instance.status import follow_log, now_utc, parse_since, read_log
 
     since_at = parse_since(since, now_utc()) if since else None
-    deployment = load_deployment(app.name)
-    channel = channel_for(deployment, ClientFactory(region=deployment.region, profile=app.profile))
+    channel = app.deployment().channel
     if not follow:
         _print(app, read_log(channel, unit, lines=lines, since=since_at))
         return

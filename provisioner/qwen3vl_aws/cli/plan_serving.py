@@ -37,7 +37,7 @@ def command(
     """Show the engine flags apply will use on an instance type, and why."""
     from ..serving.engine_flags import ENGINE_NAMES, engine_args, translation_note
 
-    plan = plan_from_options(instance_type, clients=None if offline else app.clients, **opts)
+    plan = plan_from_options(instance_type, clients=None if offline else app.clients(), **opts)
     args = engine_args(plan, engine)
     if as_json:
         click.echo(json.dumps({**plan.to_json(), "engine": engine, "engine_args": args}, indent=2))

@@ -14,16 +14,13 @@ from . import App, pass_app
 @pass_app
 def command(app: App, as_json: bool) -> None:
     """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far."""
-    from ..aws.clients import ClientFactory
-    from ..aws.pricing import hourly_price
-    from ..deployment import load_deployment
-    from ..instance.summary import deployment_status, describe_instance
+    from ..instance.probe import describe_instance
+    from ..instance.summary import deployment_status
 
-    deployment = load_deployment(app.name)
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    instance = describe_instance(clients.client("ec2"), deployment.instance_id)
-    price = hourly_price(deployment.instance_type, deployment.region, profile=app.profile)
-    doc = deployment_status(deployment, instance, price)
+    session = app.deployment()
+    record = session.record
+    instance = describe_instance(session.clients.client("ec2"), record.instance_id)
+    doc = deployment_status(record, instance, session.price())
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return

@@ -12,22 +12,21 @@ HTTPS trusts exactly the pinned certificate (``Deployment.cert_path``); never ``
 from __future__ import annotations
 
 import base64
-import hashlib
-import ssl
-import struct
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from ..aws.clients import ClientFactory, aws_errors
 from ..deployment import Deployment
-from ..errors import AwsError, ChannelError, CheckFailed, Qwen3vlError, UsageError
+from ..errors import AwsError, ChannelError, CheckFailed, Qwen3vlError
+from ..keys.secret import secret_store
 from .channel.base import CommandChannel
+from .endpoint import endpoint_base, fetch_endpoint_certificate, fingerprint, pinned_client
+from .probe import describe_instance
+from .sample_image import tiny_png
 from .status import (
     ENGINE_UNIT,
     GATEWAY_UNIT,
@@ -41,7 +40,6 @@ from .status import (
     read_snapshot,
 )
 
-HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 CERT_MISMATCH = "certificate mismatch: the endpoint is not trusted"
 KEY_WRONG = "the key is wrong"
 
@@ -78,13 +76,12 @@ def check_instance(deployment: Deployment, ec2: Any) -> CheckResult:
     if not deployment.instance_id:
         return _fail(name, "no instance recorded", "Run `qwen3vl-aws apply`.")
     try:
-        with aws_errors("Describing the instance"):
-            reservations = ec2.describe_instances(InstanceIds=[deployment.instance_id])
+        instance = describe_instance(ec2, deployment.instance_id)
     except AwsError as exc:
-        if "InvalidInstanceID.NotFound" in str(exc):
-            return _fail(name, f"{deployment.instance_id} no longer exists", "`qwen3vl-aws apply`.")
         return _fail(name, str(exc), "Check your AWS credentials and region.")
-    state = reservations["Reservations"][0]["Instances"][0]["State"]["Name"]
+    if instance is None:
+        return _fail(name, f"{deployment.instance_id} no longer exists", "`qwen3vl-aws apply`.")
+    state = instance["State"]["Name"]
     detail = f"{deployment.instance_id} {state} ({deployment.instance_type})"
     if state == "running":
         return CheckResult(name, True, detail)
@@ -128,6 +125,15 @@ def check_channel(channel: CommandChannel) -> CheckResult:
     except ChannelError as exc:
         return _fail("channel", str(exc), "Check the SSH user, key and security group.")
     return CheckResult("channel", True, "commands run", time.perf_counter() - started)
+
+
+def check_command_channel(
+    deployment: Deployment, clients: ClientFactory, channel: CommandChannel
+) -> CheckResult:
+    """The instance can be reached: SSM registration for SSM deployments, else a no-op command."""
+    if deployment.transport == "ssm":
+        return check_ssm(deployment, clients.client("ssm"))
+    return check_channel(channel)
 
 
 # --- what the instance says about itself ------------------------------------------------------
@@ -207,27 +213,6 @@ def check_gpu(section: Section) -> CheckResult:
 # --- the public endpoint ----------------------------------------------------------------------
 
 
-def endpoint_base(deployment: Deployment) -> str:
-    """``https://host:port`` of the gateway (the recorded endpoint may end in ``/v1``)."""
-    if deployment.endpoint:
-        base = deployment.endpoint.rstrip("/")
-        return base.removesuffix("/v1")
-    if deployment.public_ip:
-        return f"https://{deployment.public_ip}:{deployment.port}"
-    raise UsageError("The deployment has no endpoint recorded yet: run `qwen3vl-aws apply`.")
-
-
-def fingerprint(pem: str) -> str:
-    """SHA-256 of a PEM certificate's DER bytes, as hex."""
-    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
-
-
-def fetch_endpoint_certificate(base: str, timeout: float = 10.0) -> str:
-    """The certificate the endpoint presents (read without trusting it, only to compare)."""
-    parts = urlsplit(base)
-    return ssl.get_server_certificate((parts.hostname, parts.port or 443), timeout=timeout)
-
-
 def check_tls(deployment: Deployment) -> CheckResult:
     """The endpoint presents exactly the certificate pinned from the instance."""
     name = "tls"
@@ -259,15 +244,6 @@ def check_tls(deployment: Deployment) -> CheckResult:
             latency,
         )
     return CheckResult(name, True, f"matches the pinned sha256 {pinned[:16]}...", latency)
-
-
-def pinned_client(deployment: Deployment, api_key: str | None) -> httpx.Client:
-    """An HTTPS client that trusts only the pinned certificate and sends the key."""
-    context = ssl.create_default_context(cafile=str(deployment.cert_path))
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    return httpx.Client(
-        base_url=endpoint_base(deployment), verify=context, headers=headers, timeout=HTTP_TIMEOUT
-    )
 
 
 def _timed(
@@ -337,26 +313,6 @@ def check_models(http: httpx.Client, served_model: str) -> CheckResult:
     return CheckResult(name, True, f"lists {served_model}", latency)
 
 
-def tiny_png(size: int = 64) -> bytes:
-    """A small RGB gradient PNG, written by hand so the CLI needs no imaging library."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(
-        b"\x00" + bytes(v for x in range(size) for v in (x * 4 % 256, y * 4 % 256, 128))
-        for y in range(size)
-    )
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
-
-
 def _chat(http: httpx.Client, name: str, served_model: str, content: Any) -> CheckResult:
     payload = {
         "model": served_model,
@@ -408,13 +364,6 @@ CHECK_NAMES = (
 )
 
 
-def current_key(deployment: Deployment, clients: ClientFactory) -> str:
-    """The key in force (AWSCURRENT), read from Secrets Manager and only held in memory."""
-    from ..keys.rotation import secret_store
-
-    return secret_store(deployment, clients).current_value()
-
-
 def run_checks(
     deployment: Deployment,
     clients: ClientFactory,
@@ -428,18 +377,13 @@ def run_checks(
     """
     results = [check_instance(deployment, clients.client("ec2"))]
     running = results[0].ok
-    if deployment.transport == "ssm":
-        results.append(
-            check_ssm(deployment, clients.client("ssm"))
-            if running
-            else _not_attempted("ssm", "the instance is not running")
+    results.append(
+        check_command_channel(deployment, clients, channel)
+        if running
+        else _not_attempted(
+            "ssm" if deployment.transport == "ssm" else "channel", "the instance is not running"
         )
-    else:
-        results.append(
-            check_channel(channel)
-            if running
-            else _not_attempted("channel", "the instance is not running")
-        )
+    )
     results += _instance_checks(channel, reachable=results[-1].ok)
     results += _endpoint_checks(deployment, clients, api_key, running=running)
     return results
@@ -478,7 +422,7 @@ def _endpoint_checks(
         return [tls, *(_not_attempted(n, reason) for n in names)]
     served = deployment.served_model_name
     try:  # read only now: a key is never sent to an endpoint that is not trusted
-        api_key = api_key or current_key(deployment, clients)
+        api_key = api_key or secret_store(deployment, clients).current_value()
     except Qwen3vlError as exc:
         api_key, key_problem = None, f"no API key to send ({exc})"
     with pinned_client(deployment, api_key) as http:

@@ -11,7 +11,6 @@ A time-out names the stage that stalled and shows the last log lines of that sta
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -29,16 +28,18 @@ from rich.progress import (
 from ..aws.clients import ClientFactory, aws_errors
 from ..deployment import Deployment
 from ..errors import ChannelError, CheckFailed
+from ..keys.secret import secret_store
 from .channel.base import CommandChannel
+from .endpoint import pin_certificate, pinned_client
 from .health import (
     CERT_MISMATCH,
     KEY_WRONG,
     check_chat,
+    check_command_channel,
     check_health_endpoint,
     check_tls,
-    current_key,
-    pinned_client,
 )
+from .probe import require_instance
 from .status import STAGE_NAMES, BootstrapStatus, read_certificate, read_log, read_status
 
 LOG_LINES = 20
@@ -55,8 +56,8 @@ class Stalled(CheckFailed):
 def stage_labels(deployment: Deployment) -> dict[str, str]:
     """Stage key -> what the display calls it."""
     engine = "vLLM" if deployment.engine == "vllm" else "SGLang"
-    channel = {"ssm": "SSM online", "local": "local commands answering"}.get(
-        deployment.transport, "SSH answering"
+    channel = {"ssm": "SSM online", "ssh": "SSH answering"}.get(
+        deployment.transport, "commands answering"
     )
     return {
         "instance": "instance running",
@@ -176,7 +177,7 @@ def _follow(
     _wait_bootstrap(channel, clock, display)
     display.start("endpoint")
     pin_certificate(deployment, read_certificate(channel))
-    _wait_endpoint(deployment, api_key or current_key(deployment, clients), clock)
+    _wait_endpoint(deployment, api_key or secret_store(deployment, clients).current_value(), clock)
     display.done("endpoint")
 
 
@@ -188,21 +189,10 @@ class _TimedOut(Exception):
         self.detail = detail
 
 
-def pin_certificate(deployment: Deployment, pem: str) -> None:
-    """Write the instance's certificate where every client of this deployment trusts it."""
-    path = deployment.cert_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".pem.tmp")
-    tmp.write_text(pem)
-    os.replace(tmp, path)
-
-
 def _wait_instance(deployment: Deployment, clients: ClientFactory, clock: _Clock) -> None:
     """EC2's ``instance_running`` waiter, with as many attempts as the deadline allows."""
     ec2 = clients.client("ec2")
-    with aws_errors("Describing the instance"):
-        reservations = ec2.describe_instances(InstanceIds=[deployment.instance_id])
-    state = reservations["Reservations"][0]["Instances"][0]["State"]["Name"]
+    state = require_instance(ec2, deployment)["State"]["Name"]
     if state in ("stopped", "stopping"):  # the waiter would only time out on these
         raise CheckFailed(
             f"The instance {deployment.instance_id} is {state}: start it with `qwen3vl-aws start`."
@@ -226,24 +216,13 @@ def _wait_instance(deployment: Deployment, clients: ClientFactory, clock: _Clock
 def _wait_channel(
     deployment: Deployment, clients: ClientFactory, channel: CommandChannel, clock: _Clock
 ) -> None:
-    """SSM registration (``PingStatus`` Online), or a no-op SSH command answering."""
+    """Poll health's channel check: SSM registration (``PingStatus`` Online), or a no-op command."""
     while True:
-        if deployment.transport == "ssm":
-            with aws_errors("Asking SSM about the instance"):
-                info = clients.client("ssm").describe_instance_information(
-                    Filters=[{"Key": "InstanceIds", "Values": [deployment.instance_id]}]
-                )["InstanceInformationList"]
-            if info and info[0].get("PingStatus") == "Online":
-                return
-            detail = "the SSM agent has not registered the instance"
-        else:
-            try:
-                channel.run("true", timeout=max(5.0, min(30.0, clock.remaining))).check("A no-op")
-                return
-            except ChannelError as exc:
-                detail = str(exc)
+        result = check_command_channel(deployment, clients, channel)
+        if result.ok:
+            return
         if not clock.pause():
-            raise _TimedOut("channel", detail)
+            raise _TimedOut("channel", result.detail)
 
 
 def _wait_bootstrap(channel: CommandChannel, clock: _Clock, display: _Display) -> None:

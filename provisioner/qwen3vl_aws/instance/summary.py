@@ -5,26 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from ..aws.clients import aws_errors
 from ..aws.pricing import Price
 from ..deployment import Deployment
-
-
-def describe_instance(ec2_client: Any, instance_id: str | None) -> dict[str, Any] | None:
-    """EC2's description of the instance; None when it is gone (or was never created)."""
-    import botocore.exceptions
-
-    if not instance_id:
-        return None
-    with aws_errors("Describing the instance"):
-        try:
-            reservations = ec2_client.describe_instances(InstanceIds=[instance_id])["Reservations"]
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "InvalidInstanceID.NotFound":
-                return None
-            raise
-    instances = [i for r in reservations for i in r["Instances"]]
-    return instances[0] if instances else None
 
 
 def deployment_status(

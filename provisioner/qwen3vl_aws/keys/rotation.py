@@ -12,31 +12,23 @@ AWSPENDING and AWSCURRENT on one   ``promoted``          grace, sync new key onl
 =================================  ====================  ======================================
 
 The instance side (:class:`InstanceSync`) and the endpoint check (:class:`KeyCheck`) are small
-interfaces so tests can run the state machine against moto with doubles for both. Keys never
-appear in messages; only version ids do.
+interfaces: ``instance.keysync`` and ``instance.endpoint`` implement them over the command channel
+and the pinned HTTPS client, ``session.DeploymentSession.rotation`` wires them, and tests run the
+state machine against moto with doubles for both. Keys never appear in messages; only version ids
+do.
 """
 
 from __future__ import annotations
 
-import shlex
-import ssl
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
-from ..aws.clients import aws_errors
-from ..deployment import Deployment
-from ..errors import CheckFailed, NotDeployedError, Qwen3vlError, UsageError
-from ..instance.channel.base import CommandChannel
+from ..errors import CheckFailed, Qwen3vlError, UsageError
 from .keygen import generate_key
-
-CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
-# The instance's key sync script; QWEN3VL_ROOT (unset on an instance) lets the node rig run it in
-# a scratch root.
-KEYSYNC = '"${QWEN3VL_ROOT:-}"/opt/qwen3vl/bin/qwen3vl-keysync'
+from .secret import Labels, SecretStore
 
 
 class RotationFailed(CheckFailed):
@@ -57,121 +49,6 @@ class KeyCheck(Protocol):
     def accepts(self, key: str) -> bool:
         """True for 200, False for 401/403; raise :class:`CheckFailed` for anything else."""
         ...
-
-
-@dataclass(frozen=True)
-class Labels:
-    """Which version holds which rotation label."""
-
-    current: str
-    pending: str | None = None
-    previous: str | None = None
-
-    @property
-    def phase(self) -> str:
-        if self.pending is None:
-            return "idle"
-        return "promoted" if self.pending == self.current else "started"
-
-
-class SecretStore:
-    """The deployment's secret in Secrets Manager, seen as labels and versions."""
-
-    def __init__(self, secretsmanager: Any, secret_id: str) -> None:
-        self._sm = secretsmanager
-        self._id = secret_id
-
-    def labels(self) -> Labels:
-        with aws_errors("Reading the key's versions from Secrets Manager"):
-            stages = self._sm.describe_secret(SecretId=self._id).get("VersionIdsToStages", {})
-        holder = {label: vid for vid, labels in stages.items() for label in labels}
-        if CURRENT not in holder:
-            raise UsageError(
-                f"The secret {self._id} has no AWSCURRENT version yet: run `qwen3vl-aws apply`, "
-                "which stores the first key."
-            )
-        return Labels(holder[CURRENT], holder.get(PENDING), holder.get(PREVIOUS))
-
-    def value(self, version_id: str) -> str:
-        with aws_errors(f"Reading key version {version_id}"):
-            return self._sm.get_secret_value(SecretId=self._id, VersionId=version_id)[
-                "SecretString"
-            ]
-
-    def current_value(self) -> str:
-        with aws_errors("Reading the current key"):
-            return self._sm.get_secret_value(SecretId=self._id, VersionStage=CURRENT)[
-                "SecretString"
-            ]
-
-    def put_pending(self, token: str, key: str) -> None:
-        with aws_errors("Storing the new key as AWSPENDING"):
-            self._sm.put_secret_value(
-                SecretId=self._id,
-                ClientRequestToken=token,
-                SecretString=key,
-                VersionStages=[PENDING],
-            )
-
-    def promote(self, new: str, old: str) -> None:
-        """AWSCURRENT moves to ``new``; Secrets Manager labels ``old`` AWSPREVIOUS itself."""
-        with aws_errors("Promoting the new key to AWSCURRENT"):
-            self._move(CURRENT, to=new, away_from=old)
-
-    def demote(self, old: str, new: str) -> None:
-        """Undo :meth:`promote`: AWSCURRENT back on ``old``."""
-        with aws_errors("Restoring the previous key as AWSCURRENT"):
-            self._move(CURRENT, to=old, away_from=new)
-
-    def drop_pending(self, version: str) -> None:
-        with aws_errors("Removing the AWSPENDING label"):
-            self._sm.update_secret_version_stage(
-                SecretId=self._id, VersionStage=PENDING, RemoveFromVersionId=version
-            )
-
-    def _move(self, label: str, *, to: str, away_from: str) -> None:
-        self._sm.update_secret_version_stage(
-            SecretId=self._id, VersionStage=label, MoveToVersionId=to, RemoveFromVersionId=away_from
-        )
-
-
-class ChannelKeySync:
-    """Runs ``qwen3vl-keysync`` on the instance through the command channel (version ids only)."""
-
-    def __init__(self, channel: CommandChannel) -> None:
-        self._channel = channel
-
-    def sync(self, current: str, pending: str | None) -> None:
-        args = ["--current", current] + (["--pending", pending] if pending else [])
-        script = f"{KEYSYNC} {shlex.join(args)}"
-        self._channel.run(script, timeout=120).check("The key sync (qwen3vl-keysync)")
-
-
-class EndpointKeyCheck:
-    """``GET /v1/models`` through the public gateway, TLS verified against the pinned cert."""
-
-    def __init__(self, endpoint: str, cert_path: Path, timeout: float = 15.0) -> None:
-        import httpx
-
-        if not cert_path.is_file():
-            raise UsageError(
-                f"The endpoint's certificate is not pinned yet ({cert_path} is missing): run "
-                "`qwen3vl-aws wait` first."
-            )
-        context = ssl.create_default_context(cafile=str(cert_path))
-        self._client = httpx.Client(base_url=endpoint.rstrip("/"), verify=context, timeout=timeout)
-        self._httpx = httpx
-
-    def accepts(self, key: str) -> bool:
-        try:
-            response = self._client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
-        except self._httpx.HTTPError as exc:
-            raise CheckFailed(f"The endpoint did not answer: {type(exc).__name__}: {exc}") from exc
-        if response.status_code == 200:
-            return True
-        if response.status_code in (401, 403):
-            return False
-        raise CheckFailed(f"The endpoint answered HTTP {response.status_code} to /v1/models.")
 
 
 @dataclass(frozen=True)
@@ -333,32 +210,3 @@ class Rotation:
 
 def _failure(step: str, exc: Exception, undone: list[str]) -> str:
     return f"Key rotation failed while {step}: {exc}\nRolled back: " + "; ".join(undone) + "."
-
-
-def secret_store(deployment: Deployment, clients: Any) -> SecretStore:
-    """The deployment's key secret (``clients`` is a ClientFactory)."""
-    if not deployment.secret_arn:
-        raise NotDeployedError(
-            f"Deployment {deployment.name!r} has no key secret recorded: run `qwen3vl-aws apply`."
-        )
-    return SecretStore(clients.client("secretsmanager"), deployment.secret_arn)
-
-
-def rotation_for(
-    deployment: Deployment,
-    clients: Any,
-    *,
-    report: Reporter,
-    accept_host_key: str | None = None,
-) -> Rotation:
-    """The rotation of a recorded deployment: its secret, its command channel, its endpoint."""
-    from ..instance.channel.factory import channel_for
-    from ..instance.health import endpoint_base
-
-    channel = channel_for(deployment, clients, accept_host_key=accept_host_key)
-    return Rotation(
-        secret_store(deployment, clients),
-        ChannelKeySync(channel),
-        EndpointKeyCheck(endpoint_base(deployment), deployment.cert_path),
-        report=report,
-    )

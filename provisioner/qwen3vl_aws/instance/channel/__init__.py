@@ -1,5 +1,5 @@
-"""Run commands on the instance: one interface, several transports (SSM, SSH, local)."""
+"""Run commands on the instance: one interface, two transports (SSM, SSH)."""
 
-from .base import CommandChannel, CommandResult, LocalChannel
+from .base import CommandChannel, CommandResult
 
-__all__ = ["CommandChannel", "CommandResult", "LocalChannel"]
+__all__ = ["CommandChannel", "CommandResult"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,24 +37,3 @@ class CommandChannel(Protocol):
     def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
         """Run ``script`` with bash; return its exit code and output, or raise ChannelError."""
         ...
-
-
-class LocalChannel:
-    """Runs scripts on this machine: the transport for the node rig and ``make demo``."""
-
-    def __init__(self, env: dict[str, str] | None = None) -> None:
-        self._env = env
-
-    def run(self, script: str, *, timeout: float = 120.0) -> CommandResult:
-        try:
-            proc = subprocess.run(
-                ["bash", "-c", script],
-                capture_output=True,
-                text=True,
-                timeout=timeout,
-                env=self._env,
-                check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise ChannelError(f"The command did not finish within {timeout:.0f} s.") from exc
-        return CommandResult(proc.returncode, proc.stdout, proc.stderr)

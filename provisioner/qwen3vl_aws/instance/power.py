@@ -19,9 +19,10 @@ from typing import Any
 
 import botocore.exceptions
 
+from ..aws.clients import ClientFactory, aws_errors
 from ..deployment import Deployment
-from ..errors import CheckFailed, UsageError
-from .clients import ClientFactory, aws_errors
+from ..errors import CheckFailed
+from .probe import describe_instance, require_instance
 
 WAIT_DELAY_S = 5
 
@@ -40,19 +41,6 @@ class PowerChange:
         return self.before != self.after
 
 
-def _instance(ec2: Any, instance_id: str) -> dict[str, Any]:
-    with aws_errors("Describing the instance"):
-        return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
-
-
-def _require_instance(deployment: Deployment) -> str:
-    if not deployment.instance_id:
-        raise UsageError(
-            f"Deployment {deployment.name!r} has no instance: run `qwen3vl-aws apply`."
-        )
-    return deployment.instance_id
-
-
 def _wait(ec2: Any, waiter_name: str, instance_id: str, timeout: float) -> None:
     attempts = max(1, int(timeout // WAIT_DELAY_S))
     with aws_errors(f"Waiting for the instance ({waiter_name})"):
@@ -64,16 +52,16 @@ def _wait(ec2: Any, waiter_name: str, instance_id: str, timeout: float) -> None:
 
 def stop_instance(deployment: Deployment, clients: ClientFactory, *, timeout: float) -> PowerChange:
     """Stop the instance and wait until it is stopped (a no-op when it already is)."""
-    instance_id = _require_instance(deployment)
     ec2 = clients.client("ec2")
-    before = _instance(ec2, instance_id)["State"]["Name"]
+    instance_id = deployment.instance_id
+    before = require_instance(ec2, deployment)["State"]["Name"]
     if before in ("terminated", "shutting-down"):
         raise CheckFailed(f"The instance is {before}; re-create it with `qwen3vl-aws apply`.")
     if before != "stopped":
         with aws_errors("Stopping the instance"):
             ec2.stop_instances(InstanceIds=[instance_id])
         _wait_or_explain(ec2, "instance_stopped", instance_id, timeout)
-    after = _instance(ec2, instance_id)
+    after = require_instance(ec2, deployment)
     return PowerChange(instance_id, before, after["State"]["Name"], after.get("PublicIpAddress"))
 
 
@@ -81,9 +69,9 @@ def start_instance(
     deployment: Deployment, clients: ClientFactory, *, timeout: float
 ) -> PowerChange:
     """Start the instance, wait until running, and check the endpoint address did not move."""
-    instance_id = _require_instance(deployment)
     ec2 = clients.client("ec2")
-    before = _instance(ec2, instance_id)["State"]["Name"]
+    instance_id = deployment.instance_id
+    before = require_instance(ec2, deployment)["State"]["Name"]
     if before in ("terminated", "shutting-down"):
         raise CheckFailed(f"The instance is {before}; re-create it with `qwen3vl-aws apply`.")
     if before == "stopping":
@@ -92,7 +80,7 @@ def start_instance(
         with aws_errors("Starting the instance"):
             ec2.start_instances(InstanceIds=[instance_id])
         _wait_or_explain(ec2, "instance_running", instance_id, timeout)
-    after = _instance(ec2, instance_id)
+    after = require_instance(ec2, deployment)
     ip = _elastic_ip(ec2, deployment) if deployment.public_ip else after.get("PublicIpAddress")
     return PowerChange(instance_id, before, after["State"]["Name"], ip)
 
@@ -115,7 +103,7 @@ def _wait_or_explain(ec2: Any, waiter_name: str, instance_id: str, timeout: floa
     try:
         _wait(ec2, waiter_name, instance_id, timeout)
     except botocore.exceptions.WaiterError as exc:
-        state = _instance(ec2, instance_id)["State"]["Name"]
+        state = describe_instance(ec2, instance_id)["State"]["Name"]
         raise CheckFailed(
             f"The instance is still {state} after {timeout:.0f} s ({waiter_name}: {exc}). "
             "Check it in the EC2 console, then run the command again."
