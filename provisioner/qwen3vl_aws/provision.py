@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from .errors import TerraformError, UsageError
 
 if TYPE_CHECKING:
     from .aws.pricing import Price
+    from .serving.overrides import ServingOverrides
     from .serving.planner import ServingPlan
 
 SECRET_ADDRESS = "aws_secretsmanager_secret.this"
@@ -105,14 +106,15 @@ class Prepared:
 def prepare(
     clients: Any,
     request: ApplyRequest,
-    plan_for: Callable[[], ServingPlan],
+    serving: ServingOverrides,
 ) -> Prepared:
-    """Check ``request`` against AWS before anything is created and fill in its serving plan.
+    """Check ``request`` against AWS before anything is created and plan its serving.
 
     ``request`` carries the user's already validated values; ``clients`` is a ``ClientFactory``
-    for its region; ``plan_for`` computes the serving plan (it may raise ``UsageError`` saying
-    what would fit). Order: region, credentials, the type's offering (and the subnet's zone),
-    then the plan and the price, so the cheapest refusal comes first.
+    for its region; ``serving`` the user's overrides of the serving plan (planning may raise
+    ``UsageError`` saying what would fit). Order: region, credentials, the type's offering (and
+    the subnet's zone), then the plan and the price, so the cheapest refusal comes first. Returns
+    a new request with the plan's model and engine flags filled in; ``request`` is not changed.
     """
     from .aws import preflight, pricing
     from .serving.engine_flags import engine_args
@@ -127,11 +129,15 @@ def prepare(
                 clients.client("ec2"), request.subnet_id, zones, request.instance_type
             )
         ]
-    plan = plan_for()
-    request.model_id = request.served_model_name = plan.model_id
-    request.engine_args = engine_args(plan, request.engine)
+    plan = serving.plan_for(request.instance_type, clients)
+    planned = replace(
+        request,
+        model_id=plan.model_id,
+        served_model_name=plan.model_id,
+        engine_args=engine_args(plan, request.engine),
+    )
     price = pricing.hourly_price(request.instance_type, request.region, clients)
-    return Prepared(request, identity.account, zones, price, plan)
+    return Prepared(planned, identity.account, zones, price, plan)
 
 
 def terraform_for(name: str, executable: str | None = None) -> Terraform:

@@ -89,7 +89,6 @@ def command(app: App, **opts) -> None:
     from ..aws import preflight
     from ..aws.catalog import get_instance_type
     from ..keys.keygen import generate_key, validate_key
-    from .serving_opts import plan_from_options
     from .tfprogress import TerraformProgress
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
@@ -121,12 +120,8 @@ def command(app: App, **opts) -> None:
         subnet_id=subnet_id,
         model_cache=opts["model_cache"],
     )
-    serving = {k: v for k, v in opts.items() if k != "instance_type"}
-    prepared = provision.prepare(
-        clients,
-        request,
-        lambda: plan_from_options(instance.name, clients=clients, **serving),
-    )
+    prepared = provision.prepare(clients, request, opts["serving"])
+    request = prepared.request
     tf = provision.terraform_for(app.name)
     with TerraformProgress(app.err, "Planning") as sink:
         summary = provision.preview(request, tf, sink)
