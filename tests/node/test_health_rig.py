@@ -121,7 +121,7 @@ def test_with_vllm_stopped_the_right_checks_fail(gateway_engine_down, aws_env, t
     channel = channel_for_rig(gateway_engine_down, tmp_path)
     failed = failing(run_checks(deployment, clients, channel, api_key=KEY))
     assert set(failed) == {"units", "health", "models", "chat", "image-chat"}
-    assert failed["units"].startswith("vllm failed (failed)")
+    assert failed["units"].startswith("engine failed (failed)")
     assert failed["health"] == "HTTP 503: the gateway cannot reach the engine"
 
 

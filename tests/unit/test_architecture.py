@@ -16,7 +16,7 @@ ROOT = "qwen3vl_aws"
 
 #: Lowest first. A module may import its own layer and the ones below, never one above.
 LAYERS = (
-    ("errors", "paths"),
+    ("errors", "paths", "contract"),
     ("deployment",),
     ("aws",),
     ("serving",),

@@ -156,8 +156,8 @@ def test_units_check_names_the_unit_that_is_down() -> None:
         "ActiveState=active\nSubState=running", "ActiveState=failed\nSubState=failed", 1
     )
     result = check_units(Section(3, down))
-    assert not result.ok and result.detail.startswith("vllm failed (failed)")
-    assert result.hint == "See why: `qwen3vl-aws logs --unit vllm`."
+    assert not result.ok and result.detail.startswith("engine failed (failed)")
+    assert result.hint == "See why: `qwen3vl-aws logs --unit engine`."
 
 
 def test_gpu_check() -> None:

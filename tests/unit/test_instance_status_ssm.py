@@ -58,8 +58,8 @@ def test_a_log_cut_by_the_ssm_cap_is_flagged(ssm) -> None:
 def test_a_failing_log_read_says_why(ssm) -> None:
     client, stubber = ssm
     expect_run(stubber, "Failed", 1, stderr="Failed to open journal: Permission denied")
-    with pytest.raises(ChannelError, match=r"Reading the vllm log failed.*Permission denied"):
-        read_log(ssm_channel(client), "vllm")
+    with pytest.raises(ChannelError, match=r"Reading the engine log failed.*Permission denied"):
+        read_log(ssm_channel(client), "engine")
 
 
 def test_snapshot_over_ssm(ssm) -> None:

@@ -193,7 +193,7 @@ def test_an_engine_stall_shows_the_engine_journal(aws, gateway, root, channel) -
             target, aws, channel, timeout=2.0, console=console(), poll_interval=0.02, api_key=KEY
         )
     assert caught.value.stage == "engine"
-    assert "Last lines of the vllm log:" in str(caught.value)
+    assert "Last lines of the engine log:" in str(caught.value)
     assert "Loading safetensors 2/4" in str(caught.value)
 
 

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 @click.command(name="logs")
 @click.option(
     "--unit",
-    type=click.Choice(["vllm", "gateway", "bootstrap"]),
-    default="vllm",
+    type=click.Choice(["engine", "gateway", "bootstrap", "vllm"]),
+    default="engine",
     show_default=True,
-    help="Which log: the engine unit, the nginx gateway unit, or the bootstrap log file.",
+    help="Which log: the engine unit (vLLM or SGLang; 'vllm' is its old name), the nginx "
+    "gateway unit, or the bootstrap log file.",
 )
 @click.option("--since", metavar="WHEN", help="Only newer lines: 30s, 10m, 2h, 1d or ISO 8601.")
 @click.option(
@@ -39,6 +40,7 @@ def command(
     """Print the last lines of a log on the instance (the API key never appears in them)."""
     from ..instance.status import follow_log, now_utc, parse_since, read_log
 
+    unit = "engine" if unit == "vllm" else unit
     since_at = parse_since(since, now_utc()) if since else None
     channel = app.deployment().channel
     if not follow:

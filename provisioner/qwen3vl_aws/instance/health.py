@@ -179,7 +179,7 @@ def check_units(section: Section) -> CheckResult:
     """The engine and gateway units are active and running."""
     name = "units"
     units = parse_unit_states(section.output)
-    labels = {ENGINE_UNIT: "vllm", GATEWAY_UNIT: "gateway"}
+    labels = {ENGINE_UNIT: "engine", GATEWAY_UNIT: "gateway"}
     states = {label: units.get(unit) for unit, label in labels.items()}
     detail = ", ".join(f"{k} {v.describe() if v else 'unknown'}" for k, v in states.items())
     down = [label for label, unit in states.items() if unit is None or not unit.running]
@@ -277,7 +277,7 @@ def _http_failure(
         return _fail(
             name,
             f"HTTP {response.status_code}: the gateway cannot reach the engine",
-            "The engine is down or still loading: `qwen3vl-aws logs --unit vllm`.",
+            "The engine is down or still loading: `qwen3vl-aws logs --unit engine`.",
             latency,
         )
     return _fail(
@@ -325,7 +325,7 @@ def _chat(http: httpx.Client, name: str, served_model: str, content: Any) -> Che
         return _http_failure(name, response, error, latency)
     choices = response.json().get("choices") or []
     if not choices:
-        return _fail(name, "answer has no choices", "`qwen3vl-aws logs --unit vllm`.", latency)
+        return _fail(name, "answer has no choices", "`qwen3vl-aws logs --unit engine`.", latency)
     usage = response.json().get("usage") or {}
     detail = f"1 token in {latency * 1000:.0f} ms"
     if usage.get("prompt_tokens"):

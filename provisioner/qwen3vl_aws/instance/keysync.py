@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import shlex
 
+from ..contract import instance_contract
 from .channel.base import CommandChannel
 
 # The instance's key sync script; QWEN3VL_ROOT (unset on an instance) lets the node rig run it in
 # a scratch root.
-KEYSYNC = '"${QWEN3VL_ROOT:-}"/opt/qwen3vl/bin/qwen3vl-keysync'
+KEYSYNC = '"${QWEN3VL_ROOT:-}"' + shlex.quote(instance_contract().paths["keysync"])
 
 
 class ChannelKeySync:

@@ -293,7 +293,7 @@ def _stall_source(stage: str) -> str | None:
     if stage in ("packages", "model", "configure"):
         return "bootstrap"
     if stage in ("engine", "ready"):
-        return "vllm"  # the engine unit's journal, whichever engine runs
+        return "engine"  # the engine unit's journal, vLLM or SGLang
     if stage == "endpoint":
         return "gateway"
     return None

@@ -19,16 +19,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from ..contract import instance_contract
 from ..errors import ChannelError, CheckFailed, UsageError
 from .channel.base import CommandChannel
 
-STATUS_FILE = "/var/lib/qwen3vl/status.json"
-BOOTSTRAP_LOG = "/var/log/qwen3vl/bootstrap.log"
-CERT_FILE = "/etc/qwen3vl/tls/cert.pem"
-ENGINE_UNIT = "qwen3vl-engine.service"
-GATEWAY_UNIT = "qwen3vl-gateway.service"
+_CONTRACT = instance_contract()
+STATUS_FILE = _CONTRACT.paths["status_file"]
+BOOTSTRAP_LOG = _CONTRACT.paths["bootstrap_log"]
+CERT_FILE = _CONTRACT.paths["cert_file"]
+ENGINE_UNIT = _CONTRACT.units["engine"]
+GATEWAY_UNIT = _CONTRACT.units["gateway"]
 UNITS = (ENGINE_UNIT, GATEWAY_UNIT)
-STAGE_NAMES = ("packages", "model", "configure", "engine", "ready")
+STAGE_NAMES = _CONTRACT.stages
 STAGE_STATES = ("pending", "running", "done", "failed")
 GPU_QUERY = "name,memory.used,memory.total,utilization.gpu"
 _UNIT_PROPERTIES = "Id,LoadState,ActiveState,SubState,Result,NRestarts"
@@ -260,7 +262,7 @@ def now_utc() -> datetime:
 
 # --- logs -------------------------------------------------------------------------------------
 
-LOG_SOURCES = {"vllm": ENGINE_UNIT, "gateway": GATEWAY_UNIT, "bootstrap": BOOTSTRAP_LOG}
+LOG_SOURCES = {"engine": ENGINE_UNIT, "gateway": GATEWAY_UNIT, "bootstrap": BOOTSTRAP_LOG}
 _CURSOR_LINE = re.compile(r"^-- cursor: (.+)$")
 _OFFSET_LINE = re.compile(rf"^{_SECTION}-offset (\d+)$")
 _LEADING_TIME = re.compile(
