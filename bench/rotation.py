@@ -192,17 +192,15 @@ def main() -> None:
 
     sys.path.insert(0, str(REPO_ROOT))  # the rig package at the repository's top level
     from moto.server import ThreadedMotoServer
-    from qwen3vl_aws.channel.base import LocalChannel
-    from qwen3vl_aws.keys import generate_key
-    from qwen3vl_aws.planner import plan_serving
-    from qwen3vl_aws.rotation import (
-        ChannelKeySync,
-        EndpointKeyCheck,
-        Rotation,
-        SecretStore,
-    )
+    from qwen3vl_aws.instance.endpoint import EndpointKeyCheck, https_client
+    from qwen3vl_aws.instance.keysync import ChannelKeySync
+    from qwen3vl_aws.keys.keygen import generate_key
+    from qwen3vl_aws.keys.rotation import Rotation
+    from qwen3vl_aws.keys.secret import SecretStore
+    from qwen3vl_aws.serving.planner import plan_serving
 
     from rig.gateway import run_gateway
+    from rig.local import LocalChannel
     from rig.net import free_port
     from rig.vllm import RIG_INSTANCE_TYPE, build_tiny_model, start_vllm
 
@@ -227,7 +225,7 @@ def main() -> None:
                 rotation = Rotation(
                     store,
                     ChannelKeySync(LocalChannel(env=instance_env(gateway))),
-                    EndpointKeyCheck(gateway.base_url, gateway.cert_path),
+                    EndpointKeyCheck(https_client(gateway.base_url, gateway.cert_path)),
                     report=lambda msg: print(f"  {msg}", file=sys.stderr),
                 )
                 old_key = store.current_value()
@@ -245,7 +243,7 @@ def main() -> None:
                 # The same load for a while without rotating: what a gap normally looks like.
                 baseline = rotate_under_load(lambda: time.sleep(args.baseline), client())
                 run = rotate_under_load(lambda: rotation.rotate(grace=args.grace), client())
-                check = EndpointKeyCheck(gateway.base_url, gateway.cert_path)
+                check = EndpointKeyCheck(https_client(gateway.base_url, gateway.cert_path))
                 after = {
                     "old_key_refused_after": not check.accepts(old_key),
                     "new_key_accepted_after": check.accepts(store.current_value()),

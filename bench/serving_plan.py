@@ -18,10 +18,10 @@ import json
 import math
 import sys
 
-from qwen3vl_aws.catalog import instance_types
-from qwen3vl_aws.gpu_specs import catalog_gpu
-from qwen3vl_aws.model_profile import BF16_MODEL_ID, load_profile
-from qwen3vl_aws.planner import (
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.serving.gpu_specs import catalog_gpu
+from qwen3vl_aws.serving.model_profile import BF16_MODEL_ID, load_profile
+from qwen3vl_aws.serving.planner import (
     DEFAULT_MAX_NUM_SEQS,
     FULL_HD,
     Budget,

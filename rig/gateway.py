@@ -22,29 +22,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwen3vl_aws.keys import generate_key
+from qwen3vl_aws.contract import instance_contract
+from qwen3vl_aws.keys.keygen import generate_key
 from qwen3vl_aws.paths import userdata_dir
 
 from .net import free_port
 from .procs import held_signals
 
-GUARD_DIST_INFO = "qwen3vl_media_guard-1.0.dist-info"
-#: Instance path -> path under userdata/ (what the cloud-config's write_files installs).
-INSTANCE_FILES = {
-    "opt/qwen3vl/bin/qwen3vl-bootstrap": "bin/qwen3vl-bootstrap",
-    "opt/qwen3vl/bin/qwen3vl-keysync": "bin/qwen3vl-keysync",
-    "opt/qwen3vl/bin/qwen3vl-engine": "bin/qwen3vl-engine",
-    "opt/qwen3vl/share/versions.env": "versions.env",
-    "opt/qwen3vl/share/gateway.conf": "share/gateway.conf",
-    "opt/qwen3vl/share/qwen3vl-engine.service": "share/qwen3vl-engine.service",
-    "opt/qwen3vl/share/qwen3vl-gateway.service": "share/qwen3vl-gateway.service",
-    "opt/qwen3vl/share/qwen3vl-bootstrap.service": "share/qwen3vl-bootstrap.service",
-    "opt/qwen3vl/lib/python/qwen3vl_media_guard.py": "lib/qwen3vl_media_guard.py",
-    f"opt/qwen3vl/lib/python/{GUARD_DIST_INFO}/METADATA": f"lib/{GUARD_DIST_INFO}/METADATA",
-    f"opt/qwen3vl/lib/python/{GUARD_DIST_INFO}/entry_points.txt": (
-        f"lib/{GUARD_DIST_INFO}/entry_points.txt"
-    ),
-}
 SECRET_NAME = "qwen3vl/gateway-rig"
 REGION = "us-east-1"
 START_TIMEOUT_S = 15.0
@@ -88,11 +72,11 @@ def instance_roots() -> Iterator[Callable[[str], Path]]:
 def install_instance(root: Path, settings: Mapping[str, str]) -> None:
     """Install the instance's scripts and templates under ``root`` and write its deploy.env."""
     source = userdata_dir()
-    for target, origin in INSTANCE_FILES.items():
-        dest = root / target
+    for target, spec in instance_contract().files.items():  # what cloud-init's write_files installs
+        dest = root / target.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source / origin, dest)
-        dest.chmod(0o755 if "/bin/" in target else 0o644)
+        shutil.copyfile(source / spec.source, dest)
+        dest.chmod(int(spec.mode, 8))
     write_deploy_env(root, settings)
 
 

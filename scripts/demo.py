@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO_ROOT))  # the rig package lives at the repository's 
 from rig.emulator import MOTO_DLAMI, REGION, cli_environment, leftover_resources  # noqa: E402
 
 NAME = "qwen3vl"
-CLI = Path(sys.executable).parent / "qwen3vl-aws"
+# qwen3vl-aws itself, plus the rig's `local` transport (the demo's instance is this machine).
+CLI = [sys.executable, "-m", "rig.cli"]
 CLI_TIMEOUT_S = 900.0
 VLLM_TIMEOUT_S = 300.0
 PROMPT = "Say hello to the demo in a few words."
@@ -101,7 +102,8 @@ class Demo:
             self.console.print(f"[bold cyan]$ qwen3vl-aws {escape(shlex.join(args))}[/]")
         try:
             result = subprocess.run(
-                [str(CLI), *args],
+                [*CLI, *args],
+                cwd=REPO_ROOT,
                 env=self.env,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if capture else None,
@@ -154,7 +156,7 @@ class Demo:
         return env
 
     def boto(self, service: str) -> Any:
-        from qwen3vl_aws.aws import ClientFactory
+        from qwen3vl_aws.aws.clients import ClientFactory
 
         return ClientFactory(region=REGION).client(service)
 
@@ -247,7 +249,7 @@ def start_instance(demo: Demo, stack: ExitStack, deployment: Any) -> Any:
     Records each bootstrap stage's time as its equivalent here runs and writes the status file
     the bootstrap would. Returns the running :class:`rig.gateway.Gateway`.
     """
-    from qwen3vl_aws.instance_status import STATUS_FILE
+    from qwen3vl_aws.instance.status import STATUS_FILE
 
     from rig.gateway import Gateway
     from rig.standins import STAGES, finished_status
@@ -334,7 +336,8 @@ def point_at_rig(demo: Demo, gateway: Any) -> Any:
 
 def first_chats(demo: Demo, deployment: Any) -> str:
     """A text and an image chat with the key ``qwen3vl-aws key`` reads; returns that key."""
-    from qwen3vl_aws.health import pinned_client, tiny_png
+    from qwen3vl_aws.instance.endpoint import pinned_client
+    from qwen3vl_aws.instance.sample_image import tiny_png
 
     console, outcome, model = demo.console, demo.outcome, deployment.served_model_name
     key = demo.cli("key", capture=True).strip()
@@ -361,7 +364,7 @@ def first_chats(demo: Demo, deployment: Any) -> str:
 
 def rotate(demo: Demo, deployment: Any, old_key: str) -> None:
     """``rotate-key --grace 0``: the new key answers, the old one gets 401."""
-    from qwen3vl_aws.health import pinned_client
+    from qwen3vl_aws.instance.endpoint import pinned_client
 
     demo.cli("rotate-key", "--grace", "0")
     new_key = demo.cli("key", capture=True).strip()

@@ -8,24 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from .contract import instance_contract
 from .errors import NotDeployedError, UsageError
 from .paths import state_home
 
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
+NAME_PATTERN = instance_contract().name_pattern
 DEFAULT_NAME = "qwen3vl"
 
 
 def validate_name(name: str) -> str:
     """Deployment names become AWS resource names and tags: keep them short and plain."""
     if not NAME_PATTERN.match(name):
-        raise UsageError(
-            f"Invalid deployment name {name!r}: use 2-32 lowercase letters, digits and hyphens, "
-            "starting with a letter."
-        )
+        raise UsageError(f"Invalid deployment name {name!r}: use {instance_contract().name_rule}.")
     return name
 
 

@@ -1,4 +1,4 @@
-"""The toolkit's one exception hierarchy, caught once in ``cli.main()``.
+"""The toolkit's one exception hierarchy, caught once: in the CLI group's ``LazyGroup.invoke``.
 
 Every error carries the exit code the CLI ends with and a message that says what to do next.
 """

@@ -18,19 +18,20 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .aws import aws_errors
+from .aws.clients import aws_errors
+from .aws.terraform import EventSink, PlanSummary, Terraform
 from .deployment import Deployment, deployment_dir
 from .errors import TerraformError, UsageError
-from .plan_record import RECORD_KEY
-from .terraform import EventSink, PlanSummary, Terraform
+from .serving.plan_record import RECORD_KEY
 
 if TYPE_CHECKING:
-    from .planner import ServingPlan
-    from .pricing import Price
+    from .aws.pricing import Price
+    from .serving.overrides import ServingOverrides
+    from .serving.planner import ServingPlan
 
 SECRET_ADDRESS = "aws_secretsmanager_secret.this"
 DEFAULT_SSH_USER = "ubuntu"  # the Deep Learning Base AMI (Ubuntu)
@@ -110,20 +111,19 @@ class Prepared:
 def prepare(
     clients: Any,
     request: ApplyRequest,
-    plan_for: Callable[[], ServingPlan],
-    *,
-    profile: str | None = None,
+    serving: ServingOverrides,
 ) -> Prepared:
-    """Check ``request`` against AWS before anything is created and fill in its serving plan.
+    """Check ``request`` against AWS before anything is created and plan its serving.
 
     ``request`` carries the user's already validated values; ``clients`` is a ``ClientFactory``
-    for its region; ``plan_for`` computes the serving plan (it may raise ``UsageError`` saying
-    what would fit). Order: region, credentials, the type's offering (and the subnet's zone),
-    then the plan and the price, so the cheapest refusal comes first.
+    for its region; ``serving`` the user's overrides of the serving plan (planning may raise
+    ``UsageError`` saying what would fit). Order: region, credentials, the type's offering (and
+    the subnet's zone), then the plan and the price, so the cheapest refusal comes first. Returns
+    a new request with the plan's model and engine flags filled in; ``request`` is not changed.
     """
-    from . import preflight, pricing
-    from .engine_flags import engine_args
-    from .plan_record import plan_summary
+    from .aws import preflight, pricing
+    from .serving.engine_flags import engine_args
+    from .serving.plan_record import plan_summary
 
     check_same_region(request.name, request.region)
     preflight.require_credentials(clients.credentials_available())
@@ -135,13 +135,17 @@ def prepare(
                 clients.client("ec2"), request.subnet_id, zones, request.instance_type
             )
         ]
-    plan = plan_for()
-    request.model_id = request.served_model_name = plan.model_id
-    request.engine_args = engine_args(plan, request.engine)
-    request.plan_summary = plan_summary(plan)
-    request.max_image_pixels = plan.max_decoded_pixels
-    price = pricing.hourly_price(request.instance_type, request.region, profile=profile)
-    return Prepared(request, identity.account, zones, price, plan)
+    plan = serving.plan_for(request.instance_type, clients)
+    planned = replace(
+        request,
+        model_id=plan.model_id,
+        served_model_name=plan.model_id,
+        engine_args=engine_args(plan, request.engine),
+        plan_summary=plan_summary(plan),
+        max_image_pixels=plan.max_decoded_pixels,
+    )
+    price = pricing.hourly_price(request.instance_type, request.region, clients)
+    return Prepared(planned, identity.account, zones, price, plan)
 
 
 def terraform_for(name: str, executable: str | None = None) -> Terraform:

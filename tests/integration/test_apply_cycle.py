@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources, nothing_created
-from qwen3vl_aws.terraform import Terraform
+from qwen3vl_aws.aws.terraform import Terraform
 
 pytestmark = pytest.mark.slow
 

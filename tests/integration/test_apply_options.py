@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources, nothing_created
-from qwen3vl_aws.engine_flags import sglang_flags
+from qwen3vl_aws.aws.terraform import Terraform
 from qwen3vl_aws.errors import TerraformError
-from qwen3vl_aws.planner import plan_serving
-from qwen3vl_aws.terraform import Terraform
+from qwen3vl_aws.serving.engine_flags import sglang_flags
+from qwen3vl_aws.serving.planner import plan_serving
 
 from rig.cloudinit import DEPLOY_ENV, cloud_config, install_write_files, read_env_file
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources
-from qwen3vl_aws.terraform import Terraform
+from qwen3vl_aws.aws.terraform import Terraform
 
 pytestmark = pytest.mark.slow
 

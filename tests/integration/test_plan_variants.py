@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from aws_emulator import MOTO_DLAMI, MOTO_DLAMI_NAME, MOTO_DLAMI_OWNER, Emulator
-from qwen3vl_aws.terraform import Terraform, managed_resources
+from qwen3vl_aws.aws.terraform import Terraform, managed_resources
 
 pytestmark = pytest.mark.slow
 

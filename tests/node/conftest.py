@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from qwen3vl_aws.keys import generate_key
+from qwen3vl_aws.keys.keygen import generate_key
 
 from rig.engine_unit import engine_settings, render_engine, served_engine_env
 from rig.gateway import Gateway, GatewayRigError, instance_roots, run_gateway
@@ -27,7 +27,7 @@ from rig.vllm import (
 )
 
 if TYPE_CHECKING:
-    from qwen3vl_aws.planner import ServingPlan
+    from qwen3vl_aws.serving.planner import ServingPlan
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +42,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def serving_plan() -> ServingPlan:
     """The serving plan the instance's unit renders for RIG_INSTANCE_TYPE."""
-    from qwen3vl_aws.planner import plan_serving
+    from qwen3vl_aws.serving.planner import plan_serving
 
     return plan_serving(RIG_INSTANCE_TYPE)
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.engine_metrics import EngineCounters, engine_counters
+from qwen3vl_aws.instance.engine_metrics import EngineCounters, engine_counters
 
 from rig.gateway import install_instance, run_script
 

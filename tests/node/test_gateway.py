@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from qwen3vl_aws.keys import generate_key
+from qwen3vl_aws.keys.keygen import generate_key
 
 from rig.gateway import Gateway, run_script, write_deploy_env
 

@@ -16,19 +16,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.deployment_status import kv_cache_report
-from qwen3vl_aws.engine_metrics import DRIFT_LIMIT
-from qwen3vl_aws.health import CHECK_NAMES, run_checks
-from qwen3vl_aws.instance_status import STATUS_FILE
-from qwen3vl_aws.plan_record import plan_summary
-from qwen3vl_aws.planner import plan_serving
-from qwen3vl_aws.readiness import wait_until_ready
+from qwen3vl_aws.instance.engine_metrics import DRIFT_LIMIT
+from qwen3vl_aws.instance.health import CHECK_NAMES, run_checks
+from qwen3vl_aws.instance.readiness import wait_until_ready
+from qwen3vl_aws.instance.status import STATUS_FILE
+from qwen3vl_aws.instance.summary import kv_cache_report
+from qwen3vl_aws.serving.plan_record import plan_summary
+from qwen3vl_aws.serving.planner import plan_serving
 
+from rig.cli import app_with_channel
 from rig.gateway import Gateway, GatewayRigError, free_port, run_gateway
+from rig.local import LocalChannel
 from rig.standins import COMPUTE_APP_LINE, finished_status, install_standins, rig_env
 from rig.vllm import RIG_INSTANCE_TYPE
 
@@ -103,10 +104,15 @@ def failing(results) -> dict[str, str]:
     return {r.name: r.detail for r in results if not r.ok}
 
 
-def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path, monkeypatch) -> None:
+def test_health_passes_with_a_full_table(gateway, aws_env, tmp_path) -> None:
     _, _, channel = waited(gateway, aws_env, tmp_path)
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
-    result = CliRunner().invoke(cli, ["health", "--key-stdin"], input=KEY, env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        cli,
+        ["health", "--key-stdin"],
+        input=KEY,
+        env={"COLUMNS": "200"},
+        obj=app_with_channel(channel),
+    )
     print(result.output)  # the full table, for the record (pytest -s)
     assert result.exit_code == 0, result.output
     for name in (n if n != "ssm" else "channel" for n in CHECK_NAMES):
@@ -122,7 +128,7 @@ def test_with_vllm_stopped_the_right_checks_fail(gateway_engine_down, aws_env, t
     channel = channel_for_rig(gateway_engine_down, tmp_path)
     failed = failing(run_checks(deployment, clients, channel, api_key=KEY))
     assert set(failed) == {"units", "kv-cache", "health", "models", "chat", "image-chat"}
-    assert failed["units"].startswith("vllm failed (failed)")
+    assert failed["units"].startswith("engine failed (failed)")
     assert failed["kv-cache"].startswith("the engine's /metrics did not answer on loopback")
     assert failed["health"] == "HTTP 503: the gateway cannot reach the engine"
 
@@ -164,7 +170,7 @@ def by_name(results) -> dict:
 
 
 def test_kv_cache_and_deep_checks_read_the_real_engine(
-    gateway, vllm_server, aws_env, tmp_path, monkeypatch
+    gateway, vllm_server, aws_env, tmp_path
 ) -> None:
     """/metrics of the real vLLM, read on the "instance" over the channel, beside the plan;
     --deep reads its log (journalctl stand-in) and nvidia-smi's compute processes (stand-in)."""
@@ -185,8 +191,7 @@ def test_kv_cache_and_deep_checks_read_the_real_engine(
     assert processes.data["used_mib"] == int(COMPUTE_APP_LINE.split(",")[2])
 
     # status's kv_cache is the same comparison, over its own round trip
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
-    assert kv_cache_report(deployment, clients) == kv.data
+    assert kv_cache_report(deployment, lambda: channel) == kv.data
 
 
 def test_a_plan_close_to_the_engine_gives_no_warning(gateway, aws_env, tmp_path) -> None:

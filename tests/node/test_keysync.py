@@ -11,7 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from qwen3vl_aws.keys import generate_key
+from qwen3vl_aws.keys.keygen import generate_key
 
 from rig.gateway import SECRET_NAME, Gateway, GatewayRigError, emulator_env, require
 

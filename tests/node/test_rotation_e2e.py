@@ -14,20 +14,22 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import qwen3vl_aws.channel.factory as factory
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import CommandChannel, CommandResult, LocalChannel
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.keys import generate_key
-from qwen3vl_aws.rotation import SecretStore
+from qwen3vl_aws.instance.channel.base import CommandChannel, CommandResult
+from qwen3vl_aws.keys.keygen import generate_key
+from qwen3vl_aws.keys.secret import SecretStore
+
+from rig.cli import app_with_channel
+from rig.local import LocalChannel
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -113,11 +115,15 @@ class Rig:
     store: SecretStore
     old_key: str
     old_version: str
-    use_channel: Callable[[CommandChannel], None]
+    channel: CommandChannel | None = None
+
+    def use_channel(self, channel: CommandChannel) -> None:
+        """Later `rotate-key` runs reach the instance through ``channel``."""
+        self.channel = channel
 
 
 @pytest.fixture
-def rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+def rig(gateway, aws_env: str) -> Iterator[Rig]:
     # aws_env reset the emulator: give the rig a fresh secret holding a fresh current key
     synced = gateway.set_keys(generate_key())
     assert synced.returncode == 0, synced.stderr
@@ -136,11 +142,8 @@ def rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]
     deployment.save()
     shutil.copyfile(gateway.cert_path, deployment.cert_path)  # what `wait` pins
 
-    def use_channel(channel: CommandChannel) -> None:
-        monkeypatch.setattr(factory, "channel_for", lambda *_args, **_kw: channel)
-
     try:
-        yield Rig(gateway, store, gateway.current_key, store.labels().current, use_channel)
+        yield Rig(gateway, store, gateway.current_key, store.labels().current)
     finally:
         # Leave the shared rig with a known, working key, on a fresh secret: moto's
         # PutSecretValue after update_secret_version_stage would leave two AWSCURRENT versions.
@@ -149,8 +152,9 @@ def rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]
         assert restored.returncode == 0, restored.stderr
 
 
-def rotate_key(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(cli, ["rotate-key", *args], input=stdin)
+def rotate_key(rig: Rig, *args: str, stdin: str | None = None):
+    app = app_with_channel(rig.channel)
+    return CliRunner().invoke(cli, ["rotate-key", *args], input=stdin, obj=app)
 
 
 def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(rig: Rig, vllm_server):
@@ -167,7 +171,7 @@ def test_rotate_key_under_load_fails_no_request_and_leaks_no_key(rig: Rig, vllm_
 
     with argv_watch() as argvs:
         run = bench.rotate_under_load(
-            lambda: results.append(rotate_key("--grace", str(GRACE_S))), client
+            lambda: results.append(rotate_key(rig, "--grace", str(GRACE_S))), client
         )
 
     (cli_result,) = results
@@ -225,7 +229,7 @@ def test_a_failing_key_sync_rolls_back_on_the_rig(rig: Rig):
     pending_key = generate_key()
     rig.use_channel(FirstRunBroken(rig.gateway))
 
-    result = rotate_key("--grace", "0", "--key", "-", stdin=pending_key)
+    result = rotate_key(rig, "--grace", "0", "--key", "-", stdin=pending_key)
 
     assert result.exit_code == 7, result.output
     assert "while syncing the instance to accept both keys" in result.output

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.channel.ssh import SshChannel, console_fingerprints
 from qwen3vl_aws.errors import ChannelError
+from qwen3vl_aws.instance.channel.ssh import SshChannel, console_fingerprints
 
 from rig.net import free_port
 

@@ -14,11 +14,12 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.catalog import instance_types
-from qwen3vl_aws.engine_flags import mem_fraction_static, sglang_flags
-from qwen3vl_aws.planner import ServingPlan, plan_serving
-from qwen3vl_aws.versions import pinned_versions
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.serving.engine_flags import mem_fraction_static, sglang_flags
+from qwen3vl_aws.serving.planner import ServingPlan, plan_serving
 from venv_script import run_for_result
+
+from rig.versions import pinned_versions
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from qwen3vl_aws.aws.terraform import Terraform, find_executable
 from qwen3vl_aws.paths import terraform_dir
-from qwen3vl_aws.terraform import Terraform, find_executable
 
 REPO = Path(__file__).resolve().parents[2]
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
@@ -35,7 +35,7 @@ def test_terraform_fmt_is_clean() -> None:
 def test_terraform_validate(tmp_path: Path) -> None:
     tf = Terraform(tmp_path)
     tf.prepare()  # stages terraform/ and userdata/, init from the local provider mirror
-    tf.validate()
+    tf.run("validate")
 
 
 def _skip_comments() -> list[tuple[str, str, str]]:

@@ -14,8 +14,6 @@ import yaml
 from qwen3vl_aws.paths import userdata_dir
 from userdata_render import DEFAULT_INPUTS, Rendered, RenderFailed, render, stage
 
-from rig.gateway import INSTANCE_FILES
-
 EC2_USER_DATA_LIMIT = 16384
 PLAN_FLAGS = [
     "--tensor-parallel-size", "1",
@@ -63,9 +61,24 @@ def test_gzip_output_is_the_document_and_fits_ec2_limit(rendered: Rendered):
 def test_instance_files_are_the_repository_files(rendered: Rendered):
     files = write_files(rendered.text)
     source = userdata_dir()
-    # Exactly what the node rig installs (rig.gateway.INSTANCE_FILES), so the rig runs what
-    # cloud-init writes.
-    expected = {f"/{target}": source / origin for target, origin in INSTANCE_FILES.items()}
+    guard = "qwen3vl_media_guard-1.0.dist-info"
+    expected = {
+        "/opt/qwen3vl/bin/qwen3vl-bootstrap": source / "bin" / "qwen3vl-bootstrap",
+        "/opt/qwen3vl/bin/qwen3vl-keysync": source / "bin" / "qwen3vl-keysync",
+        "/opt/qwen3vl/bin/qwen3vl-engine": source / "bin" / "qwen3vl-engine",
+        "/opt/qwen3vl/share/versions.env": source / "versions.env",
+        "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
+        "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
+        "/opt/qwen3vl/share/qwen3vl-gateway.service": source / "share" / "qwen3vl-gateway.service",
+        "/opt/qwen3vl/share/qwen3vl-bootstrap.service": (
+            source / "share" / "qwen3vl-bootstrap.service"
+        ),
+        "/opt/qwen3vl/lib/python/qwen3vl_media_guard.py": source / "lib" / "qwen3vl_media_guard.py",
+        f"/opt/qwen3vl/lib/python/{guard}/METADATA": source / "lib" / guard / "METADATA",
+        f"/opt/qwen3vl/lib/python/{guard}/entry_points.txt": (
+            source / "lib" / guard / "entry_points.txt"
+        ),
+    }
     boot_unit = (source / "share" / "qwen3vl-bootstrap.service").read_text()
     assert files["/etc/systemd/system/qwen3vl-bootstrap.service"]["content"] == boot_unit.replace(
         "@ROOT@", ""

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 from command_stub import NAMES
-from qwen3vl_aws.instance_status import STAGE_NAMES, BootstrapStatus, parse_status
+from qwen3vl_aws.instance.status import STAGE_NAMES, BootstrapStatus, parse_status
 from qwen3vl_aws.paths import userdata_dir
-from qwen3vl_aws.versions import pinned_versions
 
 from rig.gateway import install_instance
+from rig.versions import pinned_versions
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "command_stub.py"

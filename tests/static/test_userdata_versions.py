@@ -7,7 +7,8 @@ import subprocess
 import pytest
 from qwen3vl_aws.errors import Qwen3vlError
 from qwen3vl_aws.paths import userdata_dir
-from qwen3vl_aws.versions import parse_versions, pinned_versions
+
+from rig.versions import parse_versions, pinned_versions
 
 
 def test_pins_the_contract_versions():

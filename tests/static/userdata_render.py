@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwen3vl_aws.terraform import find_executable, stage_module
+from qwen3vl_aws.aws.terraform import find_executable, stage_module
 
 CALLER = """
 variable "inputs" {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.stub import ANY, Stubber
-from qwen3vl_aws.channel.base import CommandResult
-from qwen3vl_aws.channel.ssm import SsmChannel
+from qwen3vl_aws.instance.channel.base import CommandResult
+from qwen3vl_aws.instance.channel.ssm import SsmChannel
 
 
 class RecordingChannel:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from qwen3vl_aws import preflight
+from qwen3vl_aws.aws import preflight
 from qwen3vl_aws.cli import cli
 
 

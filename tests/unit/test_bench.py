@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 from click.testing import CliRunner
-from qwen3vl_aws.bench import (
+from qwen3vl_aws.bench.runner import (
     BenchConfig,
     LevelReport,
     RequestResult,
@@ -207,7 +207,7 @@ def fake_openai(monkeypatch) -> FakeEngine:
         assert base_url == "https://llm.example.test/v1" and api_key == KEY
         return client(engine)
 
-    monkeypatch.setattr("qwen3vl_aws.bench.openai_client", factory)
+    monkeypatch.setattr("qwen3vl_aws.bench.runner.openai_client", factory)
     return engine
 
 
@@ -248,7 +248,7 @@ def test_bad_options_are_refused_before_anything_is_sent(fake_openai) -> None:
 
 def test_when_every_request_fails_the_exit_code_says_so(monkeypatch) -> None:
     engine = FakeEngine(fail_every=1)
-    monkeypatch.setattr("qwen3vl_aws.bench.openai_client", lambda *a: client(engine))
+    monkeypatch.setattr("qwen3vl_aws.bench.runner.openai_client", lambda *a: client(engine))
     result = CliRunner().invoke(
         cli,
         ["bench", "--base-url", "https://x.test/v1", "--model", "m", "--requests", "2"],

@@ -8,16 +8,16 @@ import math
 import re
 
 import pytest
-from qwen3vl_aws.catalog import instance_types
-from qwen3vl_aws.engine_flags import (
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.serving.engine_flags import (
     ENGINES,
     engine_args,
     mem_fraction_static,
     sglang_flags,
     translation_note,
 )
-from qwen3vl_aws.model_profile import load_profile
-from qwen3vl_aws.planner import plan_serving
+from qwen3vl_aws.serving.model_profile import load_profile
+from qwen3vl_aws.serving.planner import plan_serving
 
 #: The userdata module's engine_args contract (terraform/modules/userdata/variables.tf).
 ENGINE_ARG = re.compile(r"^[^\s'\\$`]+$")

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.engine_checks import (
+from qwen3vl_aws.errors import CheckFailed
+from qwen3vl_aws.instance.engine_checks import (
     CARD_HEADROOM,
     check_engine_memory,
     check_gpu_processes,
@@ -17,18 +17,19 @@ from qwen3vl_aws.engine_checks import (
     parse_engine_log,
     read_kv_comparison,
 )
-from qwen3vl_aws.engine_metrics import (
+from qwen3vl_aws.instance.engine_metrics import (
     DRIFT_LIMIT,
     KvComparison,
     engine_counters,
     engine_kv,
     metrics_script,
 )
-from qwen3vl_aws.errors import CheckFailed
-from qwen3vl_aws.instance_status import Section
-from qwen3vl_aws.plan_record import PlannedServing, plan_summary, planned_serving
-from qwen3vl_aws.planner import plan_serving
+from qwen3vl_aws.instance.status import Section
 from qwen3vl_aws.provision import ApplyRequest, record
+from qwen3vl_aws.serving.plan_record import PlannedServing, plan_summary, planned_serving
+from qwen3vl_aws.serving.planner import plan_serving
+
+from rig.local import LocalChannel
 
 RECORDED = Path(__file__).resolve().parents[1] / "fixtures/vllm-metrics"
 METRICS = (RECORDED / "vllm-0.32.0-cpu-after-one-request.prom").read_text()

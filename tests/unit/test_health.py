@@ -15,11 +15,10 @@ from click.testing import CliRunner
 from fake_gateway import FakeGateway, self_signed, serve
 from moto import mock_aws
 from PIL import Image
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.health import (
+from qwen3vl_aws.instance.health import (
     CHECK_NAMES,
     check_bootstrap,
     check_gpu,
@@ -29,8 +28,11 @@ from qwen3vl_aws.health import (
     run_checks,
     tiny_png,
 )
-from qwen3vl_aws.instance_status import STATUS_FILE, Section
+from qwen3vl_aws.instance.status import STATUS_FILE, Section
 from test_json_schemas import validate_output
+
+from rig.cli import app_with_channel
+from rig.local import LocalChannel
 
 KEY = "sk-qwen-" + "k" * 43
 STAGES = ("packages", "model", "configure", "engine", "ready")
@@ -154,8 +156,8 @@ def test_units_check_names_the_unit_that_is_down() -> None:
         "ActiveState=active\nSubState=running", "ActiveState=failed\nSubState=failed", 1
     )
     result = check_units(Section(3, down))
-    assert not result.ok and result.detail.startswith("vllm failed (failed)")
-    assert result.hint == "See why: `qwen3vl-aws logs --unit vllm`."
+    assert not result.ok and result.detail.startswith("engine failed (failed)")
+    assert result.hint == "See why: `qwen3vl-aws logs --unit engine`."
 
 
 def test_gpu_check() -> None:
@@ -278,19 +280,20 @@ def test_a_stopped_instance_attempts_nothing_else(aws, instance, gateway) -> Non
     assert gateway.requests == []
 
 
-def test_health_command_json_and_exit_code(aws, instance, gateway, monkeypatch) -> None:
+def test_health_command_json_and_exit_code(aws, instance, gateway) -> None:
     channel, bin_dir = instance
     deployment = pinned_deployment(launch(aws), gateway)
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
     runner = CliRunner()
-    result = runner.invoke(cli, ["health", "--json", "--key-stdin"], input=KEY + "\n")
+    result = runner.invoke(
+        cli, ["health", "--json", "--key-stdin"], input=KEY + "\n", obj=app_with_channel(channel)
+    )
     assert result.exit_code == 0, result.output
     doc = validate_output("health", result.stdout)
     assert doc["ok"] is True and doc["deployment"] == deployment.name
     assert KEY not in result.output
 
     stub_tool(bin_dir, "nvidia-smi", "NVIDIA-SMI has failed\n", exit_code=9)
-    result = runner.invoke(cli, ["health", "--key-stdin"], input=KEY)
+    result = runner.invoke(cli, ["health", "--key-stdin"], input=KEY, obj=app_with_channel(channel))
     assert result.exit_code == 7
     assert "1 of 11 checks failed: gpu." in result.output
     assert "nvidia-smi failed" in result.output
@@ -314,13 +317,11 @@ def test_an_unreadable_key_skips_only_the_keyed_checks(aws, instance, gateway) -
     assert failed["models"].startswith("not attempted: no API key to send (Reading the current key")
 
 
-def test_deep_adds_the_engines_memory_and_whole_process_gpu_use(
-    aws, instance, gateway, monkeypatch
-) -> None:
+def test_deep_adds_the_engines_memory_and_whole_process_gpu_use(aws, instance, gateway) -> None:
     """--deep: the engine log (journalctl) and nvidia-smi's compute processes against the plan.
     A process within 3% of the card fails the check; the table names it."""
     channel, bin_dir = instance
-    from qwen3vl_aws.planner import plan_serving
+    from qwen3vl_aws.serving.planner import plan_serving
 
     card = plan_serving("g5.xlarge").gpu.memory_mib
     stub_tool(bin_dir, "journalctl", "GPU KV cache size: 10,400 tokens\n")
@@ -330,8 +331,9 @@ def test_deep_adds_the_engines_memory_and_whole_process_gpu_use(
         f"else printf '{GPU_OK}'; fi\n"
     )
     pinned_deployment(launch(aws), gateway)
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
-    result = CliRunner().invoke(cli, ["health", "--deep", "--json", "--key-stdin"], input=KEY)
+    result = CliRunner().invoke(
+        cli, ["health", "--deep", "--json", "--key-stdin"], input=KEY, obj=app_with_channel(channel)
+    )
     assert result.exit_code == 7, result.output
     doc = validate_output("health", result.stdout)
     checks = {c["name"]: c for c in doc["checks"]}

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from channel_doubles import RecordingChannel
-from qwen3vl_aws.channel.base import CommandResult, LocalChannel
 from qwen3vl_aws.errors import ChannelError, CheckFailed
-from qwen3vl_aws.instance_status import (
+from qwen3vl_aws.instance.channel.base import CommandResult
+from qwen3vl_aws.instance.status import (
     STATUS_FILE,
     parse_gpus,
     parse_sections,
@@ -26,6 +26,8 @@ from qwen3vl_aws.instance_status import (
     read_snapshot,
     read_status,
 )
+
+from rig.local import LocalChannel
 
 SYSTEMCTL_SHOW = """\
 Id=qwen3vl-engine.service

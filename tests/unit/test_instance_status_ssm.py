@@ -10,11 +10,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from channel_doubles import INSTANCE, expect_poll, expect_send_command, ssm_channel
-from qwen3vl_aws.channel.ssm import STDOUT_CAP
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import ChannelError
-from qwen3vl_aws.health import run_checks
-from qwen3vl_aws.instance_status import read_log, read_snapshot, read_status
+from qwen3vl_aws.instance.channel.ssm import STDOUT_CAP
+from qwen3vl_aws.instance.health import run_checks
+from qwen3vl_aws.instance.status import read_log, read_snapshot, read_status
 
 STATUS = {
     "stages": [{"name": "packages", "state": "running", "started_at": "2026-11-24T10:00:00Z"}],
@@ -58,8 +58,8 @@ def test_a_log_cut_by_the_ssm_cap_is_flagged(ssm) -> None:
 def test_a_failing_log_read_says_why(ssm) -> None:
     client, stubber = ssm
     expect_run(stubber, "Failed", 1, stderr="Failed to open journal: Permission denied")
-    with pytest.raises(ChannelError, match=r"Reading the vllm log failed.*Permission denied"):
-        read_log(ssm_channel(client), "vllm")
+    with pytest.raises(ChannelError, match=r"Reading the engine log failed.*Permission denied"):
+        read_log(ssm_channel(client), "engine")
 
 
 def test_snapshot_over_ssm(ssm) -> None:

@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 from moto import mock_aws
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.catalog import instance_types
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import COMMANDS, cli
 from qwen3vl_aws.deployment import Deployment
 

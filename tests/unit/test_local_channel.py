@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.channel.base import LocalChannel
-from qwen3vl_aws.channel.factory import channel_for
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import UsageError
+from qwen3vl_aws.instance.channel.factory import channel_for
+
+from rig.local import LocalChannel, register
+
+
+@pytest.fixture(autouse=True)
+def local_transport() -> None:
+    register()  # what the rig does before it runs the CLI
 
 
 class NoClients:
@@ -58,3 +65,23 @@ def test_a_missing_root_is_refused(root: str | None) -> None:
     extra = {} if root is None else {"local_root": root}
     with pytest.raises(UsageError, match=r"local transport but its root .* is not a directory"):
         channel_for(local_deployment(**extra), NoClients())
+
+
+def test_the_rigs_cli_reaches_a_local_deployment(tmp_path: Path, state_home: Path) -> None:
+    """`python -m rig.cli` (what `make demo` runs) is qwen3vl-aws with `local` registered."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    root.mkdir()
+    local_deployment(local_root=str(root)).save()
+    env = {**os.environ, "QWEN3VL_AWS_HOME": str(state_home)}
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(argv, cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+
+    ran = run(sys.executable, "-m", "rig.cli", "exec", "--", "bash", "-c", 'echo "$QWEN3VL_ROOT"')
+    assert (ran.returncode, ran.stdout) == (0, f"{root}\n"), ran.stderr
+    plain = run(str(Path(sys.executable).parent / "qwen3vl-aws"), "exec", "--", "true")
+    assert plain.returncode == 2 and "Unknown transport 'local'" in plain.stderr

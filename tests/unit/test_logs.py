@@ -11,18 +11,23 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from channel_doubles import RecordingChannel
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import CheckFailed, UsageError
-from qwen3vl_aws.instance_status import (
+from qwen3vl_aws.instance.channel.base import CommandResult
+from qwen3vl_aws.instance.status import (
     BOOTSTRAP_LOG,
+    ENGINE_UNIT,
     filter_since,
     follow_log,
     parse_since,
     read_log,
 )
+
+from rig.cli import app_with_channel
+from rig.local import LocalChannel
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 JOURNAL = """\
@@ -116,7 +121,7 @@ def test_a_missing_bootstrap_log_says_so(channel) -> None:
 
 def test_unit_logs_come_from_the_journal_with_a_cursor(channel, tmp_path: Path) -> None:
     since = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
-    chunk = read_log(channel, "vllm", lines=50, since=since)
+    chunk = read_log(channel, "engine", lines=50, since=since)
     assert chunk.lines == JOURNAL.splitlines()[:2]
     assert chunk.cursor == "s=abc;i=1f2"
     argv = (tmp_path / "bin/journalctl.argv").read_text().splitlines()
@@ -146,15 +151,26 @@ def test_follow_polls_from_the_cursor_and_loses_nothing(root: Path, channel) -> 
     assert [next(follower).lines for _ in range(3)] == [["a", "b"], ["c"], ["d", "e"]]
 
 
-def test_logs_command_prints_the_lines(root: Path, channel, monkeypatch) -> None:
+def test_logs_command_prints_the_lines(root: Path, channel) -> None:
     Deployment(
         name="qwen3vl", region="us-east-1", instance_type="g5.xlarge", instance_id="i-0abc"
     ).save()
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
     write_log(root, "2026-11-24T10:00:00Z bootstrap started\n")
-    result = CliRunner().invoke(cli, ["logs", "--unit", "bootstrap"])
+    result = CliRunner().invoke(cli, ["logs", "--unit", "bootstrap"], obj=app_with_channel(channel))
     assert result.exit_code == 0, result.output
     assert result.output == "2026-11-24T10:00:00Z bootstrap started\n"
 
     result = CliRunner().invoke(cli, ["logs", "--unit", "vllm", "--since", "yesterday"])
     assert result.exit_code == 2 and "--since 'yesterday' is neither" in result.output
+
+
+@pytest.mark.parametrize("unit", ["engine", "vllm"])
+def test_engine_logs_read_the_engine_unit_and_vllm_is_its_alias(unit: str) -> None:
+    Deployment(
+        name="qwen3vl", region="us-east-1", instance_type="g5.xlarge", instance_id="i-0abc"
+    ).save()
+    channel = RecordingChannel(CommandResult(0, "2026-11-24T10:00:00+0000 host engine: up\n", ""))
+    result = CliRunner().invoke(cli, ["logs", "--unit", unit], obj=app_with_channel(channel))
+    assert result.exit_code == 0, result.output
+    assert result.output == "2026-11-24T10:00:00+0000 host engine: up\n"
+    assert f"journalctl -u {ENGINE_UNIT} " in channel.scripts[0]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from qwen3vl_aws.catalog import instance_types
-from qwen3vl_aws.media_limits import (
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.serving.media_limits import (
     DECODE_SIDE_FACTOR,
     DECODED_BYTES_PER_PIXEL,
     REQUEST_DECODE_BYTES,
 )
-from qwen3vl_aws.model_profile import load_profile
-from qwen3vl_aws.planner import FULL_HD, plan_serving
+from qwen3vl_aws.serving.model_profile import load_profile
+from qwen3vl_aws.serving.planner import FULL_HD, plan_serving
 
 PLANS = [plan_serving(t) for t in sorted(instance_types())] + [
     plan_serving("g5.xlarge", max_model_len=2048),

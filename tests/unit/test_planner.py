@@ -12,18 +12,18 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.catalog import instance_types
+from qwen3vl_aws.aws.catalog import instance_types
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.gpu_specs import GpuSpec, catalog_gpu
-from qwen3vl_aws.model_profile import (
+from qwen3vl_aws.paths import data_file
+from qwen3vl_aws.serving.gpu_specs import GpuSpec, catalog_gpu
+from qwen3vl_aws.serving.model_profile import (
     BF16_MODEL_ID,
     FP8_MODEL_ID,
     MODEL_IDS,
     load_profile,
     profile_dir_name,
 )
-from qwen3vl_aws.paths import data_file
-from qwen3vl_aws.planner import (
+from qwen3vl_aws.serving.planner import (
     ANSWER_TOKENS,
     FULL_HD,
     IMAGE_WRAPPER_TOKENS,

@@ -6,8 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
-from qwen3vl_aws.catalog import instance_types
-from qwen3vl_aws.planner import plan_serving
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.serving.planner import plan_serving
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "serving_plan.py"
 

@@ -9,11 +9,12 @@ import click
 import pytest
 from click.testing import CliRunner
 from qwen3vl_aws.cli import cli
-from qwen3vl_aws.cli.serving_opts import SERVING_OPTION_NAMES, plan_from_options, serving_options
-from qwen3vl_aws.engine_flags import sglang_flags, translation_note
+from qwen3vl_aws.cli.serving_opts import serving_options
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.model_profile import FP8_MODEL_ID
-from qwen3vl_aws.planner import plan_serving
+from qwen3vl_aws.serving.engine_flags import sglang_flags, translation_note
+from qwen3vl_aws.serving.model_profile import FP8_MODEL_ID
+from qwen3vl_aws.serving.overrides import ServingOverrides
+from qwen3vl_aws.serving.planner import plan_serving
 
 
 def run(*args: str):
@@ -103,28 +104,28 @@ def test_offline_never_asks_ec2(aws_env):
     assert json.loads(result.output)["gpu"]["source"] == "built-in catalog"
 
 
-def test_serving_options_decorate_any_command_and_feed_plan_from_options():
+def test_serving_options_decorate_any_command_and_arrive_as_one_typed_value():
     seen = {}
 
     @click.command()
     @click.option("--instance-type", default="g6e.2xlarge")
     @click.option("--unrelated", default="x")
     @serving_options
-    def apply_like(instance_type: str, **opts: object) -> None:
-        seen["opts"] = opts
-        seen["plan"] = plan_from_options(instance_type, **opts)
+    def apply_like(instance_type: str, serving: ServingOverrides, **opts: object) -> None:
+        seen["opts"], seen["serving"] = opts, serving
+        seen["plan"] = serving.plan_for(instance_type)
 
     result = CliRunner().invoke(
         apply_like, ["--max-model-len", "16384", "--video"], catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
-    assert set(SERVING_OPTION_NAMES) <= set(seen["opts"])
-    assert seen["opts"]["unrelated"] == "x"  # ignored by plan_from_options
+    assert seen["opts"] == {"unrelated": "x"}  # every serving option went into `serving`
+    assert seen["serving"] == ServingOverrides(max_model_len=16384, video=True)
     plan = seen["plan"]
     assert plan.max_model_len == 16384 and plan.video
     assert plan == plan_serving("g6e.2xlarge", max_model_len=16384, video=True)
 
 
-def test_plan_from_options_refuses_what_cannot_fit():
+def test_overrides_that_cannot_fit_are_refused():
     with pytest.raises(UsageError, match="--max-model-len 99999 does not fit"):
-        plan_from_options("g5.xlarge", max_model_len=99999, model=None, unrelated=1)
+        ServingOverrides(max_model_len=99999).plan_for("g5.xlarge")

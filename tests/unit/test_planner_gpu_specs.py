@@ -11,10 +11,10 @@ from importlib import resources
 import boto3
 import pytest
 from botocore.stub import Stubber
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.catalog import instance_types
+from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.errors import AwsError, UsageError
-from qwen3vl_aws.gpu_specs import catalog_gpu, ec2_gpu, gpu_for
+from qwen3vl_aws.serving.gpu_specs import catalog_gpu, ec2_gpu, gpu_for
 
 
 @cache

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 from click.testing import CliRunner
 from moto import mock_aws
-from qwen3vl_aws.aws import ClientFactory
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment, load_deployment
 from qwen3vl_aws.errors import CheckFailed
-from qwen3vl_aws.power import start_instance, stop_instance
+from qwen3vl_aws.instance.power import start_instance, stop_instance
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import boto3
 import httpx
 import pytest
 from moto import mock_aws
-from qwen3vl_aws.errors import AwsError, UsageError
-from qwen3vl_aws.preflight import (
+from qwen3vl_aws.aws.preflight import (
     check_credentials,
     check_offering,
     check_subnet,
@@ -18,6 +17,7 @@ from qwen3vl_aws.preflight import (
     validate_cidrs,
     validate_media_domains,
 )
+from qwen3vl_aws.errors import AwsError, UsageError
 
 
 def test_valid_cidrs_are_normalised_and_deduplicated() -> None:

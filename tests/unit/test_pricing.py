@@ -7,9 +7,9 @@ import json
 import boto3
 import pytest
 from botocore.stub import Stubber
-from qwen3vl_aws.catalog import get_instance_type
+from qwen3vl_aws.aws.catalog import get_instance_type
+from qwen3vl_aws.aws.pricing import catalog_price, hourly_price, live_price, parse_on_demand_usd
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.pricing import catalog_price, hourly_price, live_price, parse_on_demand_usd
 
 
 def _price_item(usd: str, unit: str = "Hrs") -> str:
@@ -28,6 +28,18 @@ def _price_item(usd: str, unit: str = "Hrs") -> str:
             },
         }
     )
+
+
+class PricingOnly:
+    """A client factory that has only the Pricing API client, and notes where it was asked for."""
+
+    def __init__(self, client) -> None:
+        self._client = client
+        self.asked: list[tuple[str, str | None]] = []
+
+    def client(self, service: str, region: str | None = None, *, config=None):
+        self.asked.append((service, region))
+        return self._client
 
 
 def _pricing_client():
@@ -61,7 +73,9 @@ def test_catalog_when_the_api_refuses() -> None:
     client = _pricing_client()
     with Stubber(client) as stub:
         stub.add_client_error("get_products", "AccessDeniedException", http_status_code=403)
-        price = hourly_price("g6.xlarge", "eu-west-1", client=client)
+        clients = PricingOnly(client)
+        price = hourly_price("g6.xlarge", "eu-west-1", clients)
+    assert clients.asked == [("pricing", "us-east-1")]  # the Pricing API's region, not eu-west-1
     assert price == catalog_price("g6.xlarge")
     assert price.usd_per_hour == get_instance_type("g6.xlarge").on_demand_usd_per_hour
     assert "catalog" in price.source
@@ -71,9 +85,11 @@ def test_catalog_when_the_api_has_no_match() -> None:
     client = _pricing_client()
     with Stubber(client) as stub:
         stub.add_response("get_products", {"PriceList": [], "FormatVersion": "aws_v1"})
-        assert hourly_price("g6e.xlarge", "us-east-1", client=client) == catalog_price("g6e.xlarge")
+        assert hourly_price("g6e.xlarge", "us-east-1", PricingOnly(client)) == catalog_price(
+            "g6e.xlarge"
+        )
 
 
 def test_unsupported_type_is_refused_before_any_call() -> None:
     with pytest.raises(UsageError, match="Unsupported instance type"):
-        hourly_price("m5.large", "us-east-1", client=object())
+        hourly_price("m5.large", "us-east-1", object())

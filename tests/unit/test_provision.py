@@ -120,7 +120,7 @@ def test_partial_record_keeps_what_was_known() -> None:
 @pytest.fixture
 def moto_clients(monkeypatch: pytest.MonkeyPatch):
     """A ClientFactory for eu-west-1 backed by in-process moto, with fake credentials."""
-    from qwen3vl_aws.aws import ClientFactory
+    from qwen3vl_aws.aws.clients import ClientFactory
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -134,18 +134,20 @@ def moto_clients(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_prepare_fills_in_the_plan_for_the_engine_and_prices_it(moto_clients) -> None:
-    from qwen3vl_aws.catalog import get_instance_type
-    from qwen3vl_aws.engine_flags import engine_args
-    from qwen3vl_aws.planner import plan_serving
+    from qwen3vl_aws.aws.catalog import get_instance_type
     from qwen3vl_aws.provision import prepare
+    from qwen3vl_aws.serving.engine_flags import engine_args
+    from qwen3vl_aws.serving.overrides import ServingOverrides
 
-    plan = plan_serving("g5.2xlarge")
-    prepared = prepare(moto_clients, _request(engine="sglang"), lambda: plan)
-    assert prepared.plan is plan
+    request = _request(engine="sglang")
+    prepared = prepare(moto_clients, request, ServingOverrides(max_model_len=4096))
+    plan = prepared.plan
+    assert (plan.instance_type, plan.max_model_len) == ("g5.2xlarge", 4096)
     assert prepared.request.model_id == prepared.request.served_model_name == plan.model_id
     assert prepared.request.engine_args == engine_args(plan, "sglang")
     # The plan's decoded-pixel cap reaches the instance's engine.env through Terraform.
     assert prepared.request.terraform_variables()["max_image_pixels"] == plan.max_decoded_pixels
+    assert request.engine_args == []  # a new request came back; the one given is unchanged
     assert prepared.account == moto_clients.client("sts").get_caller_identity()["Account"]
     assert prepared.zones and all(z.startswith("eu-west-1") for z in prepared.zones)
     catalog_price = get_instance_type("g5.2xlarge").on_demand_usd_per_hour
@@ -155,11 +157,12 @@ def test_prepare_fills_in_the_plan_for_the_engine_and_prices_it(moto_clients) ->
 def test_prepare_refuses_before_planning_when_the_region_lacks_the_type(moto_clients) -> None:
     from qwen3vl_aws.errors import Qwen3vlError
     from qwen3vl_aws.provision import prepare
+    from qwen3vl_aws.serving.overrides import ServingOverrides
 
-    planned: list[str] = []
     ca_clients = type(moto_clients)(region="ca-central-1")
     request = _request(region="ca-central-1", instance_type="g6e.xlarge")
-    with pytest.raises(Qwen3vlError, match=r"g6e\.xlarge"):
-        prepare(ca_clients, request, lambda: planned.append("planned"))
-    assert planned == []
+    unplannable = ServingOverrides(max_model_len=99_999_999)  # planning it would fail loudly
+    with pytest.raises(Qwen3vlError, match=r"g6e\.xlarge") as refused:
+        prepare(ca_clients, request, unplannable)
+    assert "does not fit" not in str(refused.value)  # refused on the offering, before planning
     assert request.engine_args == []

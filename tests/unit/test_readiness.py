@@ -17,14 +17,16 @@ from botocore.stub import Stubber
 from click.testing import CliRunner
 from fake_gateway import FakeGateway, serve
 from moto import mock_aws
-from qwen3vl_aws.aws import ClientFactory
-from qwen3vl_aws.channel.base import LocalChannel
+from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import CheckFailed
-from qwen3vl_aws.instance_status import BOOTSTRAP_LOG, CERT_FILE, STATUS_FILE
-from qwen3vl_aws.readiness import Stalled, wait_until_ready
+from qwen3vl_aws.instance.readiness import Stalled, wait_until_ready
+from qwen3vl_aws.instance.status import BOOTSTRAP_LOG, CERT_FILE, STATUS_FILE
 from rich.console import Console
+
+from rig.cli import app_with_channel
+from rig.local import LocalChannel
 
 KEY = "sk-qwen-" + "r" * 43
 STAGES = ("packages", "model", "configure", "engine", "ready")
@@ -191,7 +193,7 @@ def test_an_engine_stall_shows_the_engine_journal(aws, gateway, root, channel) -
             target, aws, channel, timeout=2.0, console=console(), poll_interval=0.02, api_key=KEY
         )
     assert caught.value.stage == "engine"
-    assert "Last lines of the vllm log:" in str(caught.value)
+    assert "Last lines of the engine log:" in str(caught.value)
     assert "Loading safetensors 2/4" in str(caught.value)
 
 
@@ -271,12 +273,11 @@ def test_ssm_never_online_stalls_on_the_channel_stage(aws, gateway, channel) -> 
     assert "get-console-output" in str(caught.value)
 
 
-def test_wait_command_names_the_stalled_stage(aws, gateway, root, channel, monkeypatch) -> None:
+def test_wait_command_names_the_stalled_stage(aws, gateway, root, channel) -> None:
     target = deployment(aws, gateway)
     target.save()
-    monkeypatch.setattr("qwen3vl_aws.channel.factory.channel_for", lambda *a, **k: channel)
     with ScriptedInstance(root, PROGRESSION[:3]):
-        result = CliRunner().invoke(cli, ["wait", "--timeout", "2"])
+        result = CliRunner().invoke(cli, ["wait", "--timeout", "2"], obj=app_with_channel(channel))
     assert result.exit_code == 7
     assert "Error: Timed out after 2 s: stage 'gateway configured' stalled" in result.stderr
     assert result.stdout == ""

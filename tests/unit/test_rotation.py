@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from qwen3vl_aws.channel.base import LocalChannel
 from qwen3vl_aws.errors import AwsError, ChannelError, UsageError
-from qwen3vl_aws.rotation import ChannelKeySync, Labels, Rotation, RotationFailed, SecretStore
+from qwen3vl_aws.instance.keysync import ChannelKeySync
+from qwen3vl_aws.keys.rotation import Rotation, RotationFailed
+from qwen3vl_aws.keys.secret import Labels, SecretStore
 from rotation_doubles import NEW, OLD, deploy_secret, interrupt, keysync_fails, secrets_manager
+
+from rig.local import LocalChannel
 
 
 @pytest.fixture

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import pytest
-import qwen3vl_aws.channel.factory as factory
-import qwen3vl_aws.rotation as rotation
 from channel_doubles import RecordingChannel
 from click.testing import CliRunner
-from qwen3vl_aws.channel.base import CommandResult
-from qwen3vl_aws.cli import cli
+from qwen3vl_aws.cli import App, cli
 from qwen3vl_aws.deployment import Deployment
+from qwen3vl_aws.instance.channel.base import CommandResult
+from qwen3vl_aws.keys.rotation import Rotation
+from qwen3vl_aws.session import DeploymentSession
 from rotation_doubles import NEW, OLD, deploy_secret, interrupt, secrets_manager
+
+from rig.cli import app_with_channel
 
 
 @pytest.fixture
@@ -26,22 +28,25 @@ def deployed(monkeypatch: pytest.MonkeyPatch):
             secret_arn=arn,
         ).save()
 
-        def fake_rotation_for(deployment, clients, *, report, accept_host_key=None):
-            return rotation.Rotation(
-                rotation.secret_store(deployment, clients),
-                gateway,
-                gateway,
-                report=report,
-                sleep=lambda _s: None,
-                settle=0,
-            )
-
-        monkeypatch.setattr(rotation, "rotation_for", fake_rotation_for)
         yield sm, arn, gateway
 
 
-def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False)
+@pytest.fixture
+def app(deployed) -> App:
+    """The CLI's App with the FakeGateway as the rotation's instance and endpoint."""
+    _sm, _arn, gateway = deployed
+
+    class GatewaySession(DeploymentSession):
+        def rotation(self, *, report):
+            return Rotation(
+                self.secret(), gateway, gateway, report=report, sleep=lambda _s: None, settle=0
+            )
+
+    return App(session_type=GatewaySession)
+
+
+def run(app: App, *args: str, stdin: str | None = None):
+    return CliRunner().invoke(cli, list(args), input=stdin, catch_exceptions=False, obj=app)
 
 
 def current_key(sm, arn: str) -> str:
@@ -49,10 +54,10 @@ def current_key(sm, arn: str) -> str:
     return sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["SecretString"]
 
 
-def test_rotate_key_prints_steps_and_how_to_read_the_key_but_not_the_key(deployed):
+def test_rotate_key_prints_steps_and_how_to_read_the_key_but_not_the_key(deployed, app):
     sm, arn, gateway = deployed
 
-    result = run("rotate-key", "--grace", "0")
+    result = run(app, "rotate-key", "--grace", "0")
 
     assert result.exit_code == 0, result.output
     new = current_key(sm, arn)
@@ -62,20 +67,20 @@ def test_rotate_key_prints_steps_and_how_to_read_the_key_but_not_the_key(deploye
     assert new not in result.output and OLD not in result.output
 
 
-def test_rotate_key_reads_a_chosen_key_from_stdin_and_shows_it_only_when_asked(deployed):
+def test_rotate_key_reads_a_chosen_key_from_stdin_and_shows_it_only_when_asked(deployed, app):
     sm, arn, gateway = deployed
 
-    result = run("rotate-key", "--grace", "0", "--key", "-", "--show-key", stdin=NEW + "\n")
+    result = run(app, "rotate-key", "--grace", "0", "--key", "-", "--show-key", stdin=NEW + "\n")
 
     assert result.exit_code == 0, result.output
     assert current_key(sm, arn) == NEW and gateway.accepted == {NEW}
     assert result.stdout.splitlines()[-1] == NEW
 
 
-def test_a_key_given_as_argument_is_refused_and_not_echoed(deployed):
+def test_a_key_given_as_argument_is_refused_and_not_echoed(deployed, app):
     sm, arn, _gateway = deployed
 
-    result = run("rotate-key", "--key", NEW)
+    result = run(app, "rotate-key", "--key", NEW)
 
     assert result.exit_code == 2
     assert "never passed as an argument" in result.output
@@ -83,10 +88,10 @@ def test_a_key_given_as_argument_is_refused_and_not_echoed(deployed):
     assert current_key(sm, arn) == OLD
 
 
-def test_a_malformed_key_on_stdin_is_refused(deployed):
+def test_a_malformed_key_on_stdin_is_refused(deployed, app):
     sm, arn, _gateway = deployed
 
-    result = run("rotate-key", "--key", "-", stdin="short key!\n")
+    result = run(app, "rotate-key", "--key", "-", stdin="short key!\n")
 
     assert result.exit_code == 2
     assert "The key is malformed" in result.output
@@ -94,11 +99,11 @@ def test_a_malformed_key_on_stdin_is_refused(deployed):
     assert current_key(sm, arn) == OLD
 
 
-def test_a_failed_rotation_exits_7_and_says_what_it_undid(deployed):
+def test_a_failed_rotation_exits_7_and_says_what_it_undid(deployed, app):
     sm, arn, gateway = deployed
     gateway.refused = {NEW}
 
-    result = run("rotate-key", "--grace", "0", "--key", "-", stdin=NEW)
+    result = run(app, "rotate-key", "--grace", "0", "--key", "-", stdin=NEW)
 
     assert result.exit_code == 7
     assert "Error: Key rotation failed while verifying the pending key" in result.output
@@ -106,13 +111,13 @@ def test_a_failed_rotation_exits_7_and_says_what_it_undid(deployed):
     assert NEW not in result.output and current_key(sm, arn) == OLD
 
 
-def test_interrupt_then_abort(deployed):
+def test_interrupt_then_abort(deployed, app):
     sm, arn, gateway = deployed
     gateway.sync_faults[1] = interrupt
 
-    interrupted = run("rotate-key", "--grace", "0")
-    aborted = run("rotate-key", "--abort")
-    again = run("rotate-key", "--abort")
+    interrupted = run(app, "rotate-key", "--grace", "0")
+    aborted = run(app, "rotate-key", "--abort")
+    again = run(app, "rotate-key", "--abort")
 
     assert interrupted.exit_code == 130
     assert "run `qwen3vl-aws rotate-key` to resume" in interrupted.output
@@ -121,32 +126,30 @@ def test_interrupt_then_abort(deployed):
     assert current_key(sm, arn) == OLD and gateway.accepted == {OLD}
 
 
-def test_key_prints_the_current_key(deployed):
-    result = run("key")
+def test_key_prints_the_current_key(deployed, app):
+    result = run(app, "key")
     assert (result.exit_code, result.stdout) == (0, OLD + "\n")
 
 
-def test_key_without_a_deployment_says_to_apply(deployed):
-    result = run("--name", "other", "key")
+def test_key_without_a_deployment_says_to_apply(deployed, app):
+    result = run(app, "--name", "other", "key")
     assert result.exit_code == 5
     assert "Run `qwen3vl-aws apply` first" in result.output
 
 
-def test_exec_runs_the_quoted_command_and_exits_with_its_code(deployed, monkeypatch):
+def test_exec_runs_the_quoted_command_and_exits_with_its_code(deployed):
     chan = RecordingChannel(CommandResult(3, "out\n", "err\n"))
-    monkeypatch.setattr(factory, "channel_for", lambda *_a, **_k: chan)
 
-    result = run("exec", "--", "ls", "-l", "/etc/qwen3vl dir")
+    result = run(app_with_channel(chan), "exec", "--", "ls", "-l", "/etc/qwen3vl dir")
 
     assert chan.scripts == ["ls -l '/etc/qwen3vl dir'"]
     assert (result.exit_code, result.stdout, result.stderr) == (3, "out\n", "err\n")
 
 
-def test_exec_says_when_ssm_truncated_the_output(deployed, monkeypatch):
+def test_exec_says_when_ssm_truncated_the_output(deployed):
     chan = RecordingChannel(CommandResult(0, "x" * 24_000, "", truncated=True))
-    monkeypatch.setattr(factory, "channel_for", lambda *_a, **_k: chan)
 
-    result = run("exec", "--", "journalctl")
+    result = run(app_with_channel(chan), "exec", "--", "journalctl")
 
     assert result.exit_code == 0
     assert "Output truncated by SSM" in result.stderr

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qwen3vl_aws.channel.ssh import console_fingerprints
+from qwen3vl_aws.instance.channel.ssh import console_fingerprints
 
 # A key pair made once with ssh-keygen; fingerprints as `ssh-keygen -lf` printed them.
 ED25519_PUB = (

@@ -8,11 +8,11 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from channel_doubles import COMMAND_ID, INSTANCE, expect_poll, expect_send_command, ssm_channel
-from qwen3vl_aws.channel.factory import channel_for
-from qwen3vl_aws.channel.ssh import SshChannel
-from qwen3vl_aws.channel.ssm import STDOUT_CAP, SsmChannel, wrap_in_bash
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.errors import ChannelError, UsageError
+from qwen3vl_aws.instance.channel.factory import channel_for
+from qwen3vl_aws.instance.channel.ssh import SshChannel
+from qwen3vl_aws.instance.channel.ssm import STDOUT_CAP, SsmChannel, wrap_in_bash
 
 SCRIPT = 'echo "hello from $(hostname)"'
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from botocore.stub import Stubber
+from qwen3vl_aws.aws.pricing import Price
 from qwen3vl_aws.deployment import Deployment
-from qwen3vl_aws.deployment_status import deployment_status, describe_instance
 from qwen3vl_aws.errors import AwsError
-from qwen3vl_aws.pricing import Price
+from qwen3vl_aws.instance.probe import describe_instance
+from qwen3vl_aws.instance.summary import deployment_status
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 PRICE = Price(2.0, "test price")

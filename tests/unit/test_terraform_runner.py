@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 from python_terraform import IsFlagged
-from qwen3vl_aws import terraform as tfmod
-from qwen3vl_aws.errors import TerraformError, UsageError
-from qwen3vl_aws.terraform import (
+from qwen3vl_aws.aws import terraform as tfmod
+from qwen3vl_aws.aws.terraform import (
     Terraform,
     cli_config,
     diagnostics_message,
@@ -19,6 +18,7 @@ from qwen3vl_aws.terraform import (
     stage_module,
     summarise_plan,
 )
+from qwen3vl_aws.errors import TerraformError, UsageError
 
 
 def _executable(directory: Path, name: str) -> Path:

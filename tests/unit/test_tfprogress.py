@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from qwen3vl_aws.tfprogress import TerraformProgress
+from qwen3vl_aws.cli.tfprogress import TerraformProgress
 from rich.console import Console
 
 

@@ -15,10 +15,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from qwen3vl_aws.catalog import instance_types
-from qwen3vl_aws.model_profile import BF16_MODEL_ID, MODEL_IDS, load_profile, profile_dir_name
+from qwen3vl_aws.aws.catalog import instance_types
 from qwen3vl_aws.paths import data_file
-from qwen3vl_aws.planner import (
+from qwen3vl_aws.serving.model_profile import (
+    BF16_MODEL_ID,
+    MODEL_IDS,
+    load_profile,
+    profile_dir_name,
+)
+from qwen3vl_aws.serving.planner import (
     FULL_HD,
     ServingPlan,
     image_tokens,
@@ -27,9 +32,9 @@ from qwen3vl_aws.planner import (
     plan_serving,
     weight_bytes,
 )
-from qwen3vl_aws.versions import pinned_versions
 from venv_script import run_for_result
 
+from rig.versions import pinned_versions
 from rig.vllm import VllmRigError, build_tiny_model, vllm_python
 
 ACCOUNTING = Path(__file__).resolve().parent / "vllm_accounting.py"

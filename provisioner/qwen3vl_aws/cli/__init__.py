@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 
 from ..deployment import DEFAULT_NAME, validate_name
 from ..errors import Qwen3vlError
+from ..session import ClientMaker, DeploymentSession, make_clients
+
+if TYPE_CHECKING:
+    from ..aws.clients import ClientFactory
 
 # command name -> module under qwen3vl_aws.cli that defines `command`
 COMMANDS: dict[str, str] = {
@@ -65,22 +70,37 @@ class ToolkitError(click.ClickException):
 
 @dataclass
 class App:
-    """Passed to every command with ``@click.pass_obj``: global options and shared services."""
+    """Passed to every command with ``@click.pass_obj``: global options and the ways to AWS.
+
+    ``clients()`` is for commands that create a deployment (``--region`` or the shell's region).
+    ``deployment()`` is for every command on a recorded one: its clients are always in the region
+    it was created in. Tests pass their own ``App`` (``CliRunner().invoke(cli, args, obj=app)``)
+    with a ``client_maker`` or a ``session_type`` of their own; nothing else builds clients or
+    channels.
+    """
 
     name: str = DEFAULT_NAME
     region: str | None = None
     profile: str | None = None
     out: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=True))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
-    _clients: object | None = None
+    client_maker: ClientMaker = make_clients
+    session_type: type[DeploymentSession] = DeploymentSession
 
-    @property
-    def clients(self):  # -> ClientFactory; imported lazily to keep start-up fast
-        if self._clients is None:
-            from ..aws import ClientFactory
+    def clients(self) -> ClientFactory:
+        """Clients in the region given on the command line or by the environment."""
+        return self.client_maker(self.region, self.profile)
 
-            self._clients = ClientFactory(region=self.region, profile=self.profile)
-        return self._clients
+    def deployment(self, *, accept_host_key: str | None = None) -> DeploymentSession:
+        """The recorded deployment ``--name``, with clients in its own region."""
+        from ..deployment import load_deployment
+
+        record = load_deployment(self.name)
+        return self.session_type(
+            record,
+            self.client_maker(record.region, self.profile),
+            accept_host_key=accept_host_key,
+        )
 
 
 pass_app = click.make_pass_decorator(App)
@@ -118,7 +138,8 @@ def cli(ctx: click.Context, name: str, region: str | None, profile: str | None) 
         validate_name(name)
     except Qwen3vlError as exc:
         raise click.BadParameter(str(exc), param_hint="--name") from None
-    ctx.obj = App(name=name, region=region, profile=profile)
+    app = ctx.ensure_object(App)  # a test's own App, or a new one
+    app.name, app.region, app.profile = name, region, profile
 
 
 def main(argv: list[str] | None = None) -> None:

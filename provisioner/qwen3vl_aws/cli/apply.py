@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import click
 
-from ..catalog import DEFAULT_INSTANCE_TYPE
+from ..aws.catalog import DEFAULT_INSTANCE_TYPE
 from . import App, pass_app, ready_timeout_option
 from .serving_opts import engine_option, serving_options
 
@@ -85,11 +85,11 @@ MODEL_CACHES = {
 @pass_app
 def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
-    from .. import preflight, provision
-    from ..catalog import get_instance_type
-    from ..keys import generate_key, validate_key
-    from ..tfprogress import TerraformProgress
-    from .serving_opts import plan_from_options
+    from .. import provision
+    from ..aws import preflight
+    from ..aws.catalog import get_instance_type
+    from ..keys.keygen import generate_key, validate_key
+    from .tfprogress import TerraformProgress
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
     instance = get_instance_type(opts["instance_type"])
@@ -102,7 +102,7 @@ def command(app: App, **opts) -> None:
         )
     media_domains = preflight.validate_media_domains(opts["media_domains"])
     subnet_id = preflight.validate_subnet_id(opts["subnet_id"])
-    clients = app.clients
+    clients = app.clients()
     request = provision.ApplyRequest(
         name=app.name,
         region=clients.region,
@@ -120,13 +120,8 @@ def command(app: App, **opts) -> None:
         subnet_id=subnet_id,
         model_cache=opts["model_cache"],
     )
-    serving = {k: v for k, v in opts.items() if k != "instance_type"}
-    prepared = provision.prepare(
-        clients,
-        request,
-        lambda: plan_from_options(instance.name, clients=clients, **serving),
-        profile=app.profile,
-    )
+    prepared = provision.prepare(clients, request, opts["serving"])
+    request = prepared.request
     tf = provision.terraform_for(app.name)
     with TerraformProgress(app.err, "Planning") as sink:
         summary = provision.preview(request, tf, sink)
@@ -145,11 +140,16 @@ def command(app: App, **opts) -> None:
         )
     app.err.print("API key stored in Secrets Manager." if stored else "Kept the existing API key.")
     if not opts["no_wait"]:
-        from ..channel.factory import channel_for
-        from ..readiness import wait_until_ready
+        from ..instance.readiness import wait_until_ready
 
-        channel = channel_for(deployment, clients)
-        wait_until_ready(deployment, clients, channel, timeout=opts["timeout"], console=app.err)
+        session = app.deployment()
+        wait_until_ready(
+            session.record,
+            session.clients,
+            session.channel,
+            timeout=opts["timeout"],
+            console=app.err,
+        )
     _show_next_steps(app, deployment, waited=not opts["no_wait"])
 
 
@@ -177,7 +177,7 @@ def _key_source(
 
 def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) -> list[str]:
     """The CIDRs given, or this machine's public address after asking."""
-    from ..preflight import detect_public_ip, host_cidr, open_networks, validate_cidrs
+    from ..aws.preflight import detect_public_ip, host_cidr, open_networks, validate_cidrs
 
     if allow:
         cidrs = validate_cidrs(allow, allow_open=anywhere)
@@ -201,7 +201,7 @@ def _allowed_cidrs(app: App, allow: tuple[str, ...], anywhere: bool, yes: bool) 
 def _show_plan(app: App, prepared, summary) -> None:
     from rich.table import Table
 
-    from ..engine_flags import ENGINE_NAMES
+    from ..serving.engine_flags import ENGINE_NAMES
 
     request, price = prepared.request, prepared.price
 

@@ -13,7 +13,7 @@ import click
 from . import App, pass_app
 
 if TYPE_CHECKING:
-    from ..bench import BenchReport, LevelReport, RequestResult
+    from ..bench.runner import BenchReport, LevelReport, RequestResult
 
 KEY_ENV = ("QWEN3VL_API_KEY", "OPENAI_API_KEY")
 
@@ -73,7 +73,7 @@ def command(app: App, **opts) -> None:
     """
     from dataclasses import replace
 
-    from ..bench import BenchConfig, run_bench
+    from ..bench.runner import BenchConfig, run_bench
 
     config = BenchConfig(  # checked before anything is read or sent
         model=opts["model"] or "",
@@ -94,7 +94,7 @@ def command(app: App, **opts) -> None:
     finally:
         http.close()
     if opts["chart"]:
-        from ..bench_chart import write_chart
+        from ..bench.chart import write_chart
 
         write_chart(report, opts["chart"])
     if opts["as_json"]:
@@ -109,8 +109,8 @@ def command(app: App, **opts) -> None:
 def _client(app: App, opts: dict):
     """The HTTP client and model: the deployment (pinned TLS, key from Secrets Manager unless
     --key-stdin) or --base-url (key from the environment or stdin, never from argv)."""
-    from ..bench import deployment_client, openai_client
-    from ..keys import validate_key
+    from ..bench.runner import deployment_client, openai_client
+    from ..keys.keygen import validate_key
 
     width = max(_levels(opts["concurrency"]))
     stdin_key = sys.stdin.read().strip() if opts["key_stdin"] else None
@@ -118,19 +118,12 @@ def _client(app: App, opts: dict):
         key = stdin_key or next((os.environ[n] for n in KEY_ENV if os.environ.get(n)), None)
         http = openai_client(opts["base_url"], key, width)
         return http, opts["model"] or _first_model(http)
-    from ..aws import ClientFactory
-    from ..deployment import load_deployment
-    from ..health import current_key
+    from ..instance.endpoint import require_pinned
 
-    deployment = load_deployment(app.name)
-    if not deployment.cert_path.is_file():
-        from ..errors import UsageError
-
-        raise UsageError(
-            f"No pinned certificate at {deployment.cert_path}: run `qwen3vl-aws wait` first."
-        )
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    key = validate_key(stdin_key) if stdin_key else current_key(deployment, clients)
+    session = app.deployment()
+    deployment = session.record
+    require_pinned(deployment)
+    key = validate_key(stdin_key) if stdin_key else session.secret().current_value()
     return deployment_client(deployment, key, width), opts["model"] or deployment.served_model_name
 
 

@@ -14,7 +14,7 @@ def command(app: App, yes: bool) -> None:
     """Terminate the instance and delete its Elastic IP, security group, IAM role and API key."""
     from ..deployment import load_deployment
     from ..provision import destroy, terraform_for
-    from ..tfprogress import TerraformProgress
+    from .tfprogress import TerraformProgress
 
     deployment = load_deployment(app.name)
     if not yes:

@@ -26,12 +26,8 @@ def command(app: App, timeout: float, accept_host_key: str | None, cmd: tuple[st
 
     Prints the command's stdout and stderr and exits with its exit code.
     """
-    from ..channel.factory import channel_for
-    from ..deployment import load_deployment
-
-    deployment = load_deployment(app.name)
-    channel = channel_for(deployment, app.clients, accept_host_key=accept_host_key)
-    result = channel.run(shlex.join(cmd), timeout=timeout)
+    session = app.deployment(accept_host_key=accept_host_key)
+    result = session.channel.run(shlex.join(cmd), timeout=timeout)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.truncated:

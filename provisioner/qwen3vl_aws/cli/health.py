@@ -11,7 +11,7 @@ import click
 from . import App, pass_app
 
 if TYPE_CHECKING:
-    from ..health import CheckResult
+    from ..instance.check_result import CheckResult
 
 
 @click.command(name="health")
@@ -33,18 +33,14 @@ def command(app: App, as_json: bool, key_stdin: bool, deep: bool) -> None:
     A warning (the engine's KV cache drifted from the plan, or uses more than its budget) is
     shown with a next step; only failed checks make the exit code non-zero.
     """
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
-    from ..deployment import load_deployment
     from ..errors import CheckFailed
-    from ..health import run_checks
-    from ..keys import validate_key
+    from ..instance.health import run_checks
+    from ..keys.keygen import validate_key
 
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
-    deployment = load_deployment(app.name)
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    channel = channel_for(deployment, clients)
-    results = run_checks(deployment, clients, channel, api_key=api_key, deep=deep)
+    session = app.deployment()
+    deployment = session.record
+    results = run_checks(deployment, session.clients, session.channel, api_key=api_key, deep=deep)
     failed = [r.name for r in results if not r.ok]
     if as_json:
         doc = {

@@ -11,7 +11,4 @@ from . import App, pass_app
 @pass_app
 def command(app: App) -> None:
     """Print the endpoint's current API key (it is a secret: mind where the output goes)."""
-    from ..deployment import load_deployment
-    from ..rotation import secret_store
-
-    click.echo(secret_store(load_deployment(app.name), app.clients).current_value())
+    click.echo(app.deployment().secret().current_value())

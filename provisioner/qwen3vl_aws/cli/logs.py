@@ -9,16 +9,17 @@ import click
 from . import App, pass_app
 
 if TYPE_CHECKING:
-    from ..instance_status import LogChunk
+    from ..instance.status import LogChunk
 
 
 @click.command(name="logs")
 @click.option(
     "--unit",
-    type=click.Choice(["vllm", "gateway", "bootstrap"]),
-    default="vllm",
+    type=click.Choice(["engine", "gateway", "bootstrap", "vllm"]),
+    default="engine",
     show_default=True,
-    help="Which log: the engine unit, the nginx gateway unit, or the bootstrap log file.",
+    help="Which log: the engine unit (vLLM or SGLang; 'vllm' is its old name), the nginx "
+    "gateway unit, or the bootstrap log file.",
 )
 @click.option("--since", metavar="WHEN", help="Only newer lines: 30s, 10m, 2h, 1d or ISO 8601.")
 @click.option(
@@ -37,14 +38,11 @@ def command(
     app: App, unit: str, since: str | None, lines: int, follow: bool, interval: float
 ) -> None:
     """Print the last lines of a log on the instance (the API key never appears in them)."""
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
-    from ..deployment import load_deployment
-    from ..instance_status import follow_log, now_utc, parse_since, read_log
+    from ..instance.status import follow_log, now_utc, parse_since, read_log
 
+    unit = "engine" if unit == "vllm" else unit
     since_at = parse_since(since, now_utc()) if since else None
-    deployment = load_deployment(app.name)
-    channel = channel_for(deployment, ClientFactory(region=deployment.region, profile=app.profile))
+    channel = app.deployment().channel
     if not follow:
         _print(app, read_log(channel, unit, lines=lines, since=since_at))
         return

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..catalog import DEFAULT_INSTANCE_TYPE
+from ..aws.catalog import DEFAULT_INSTANCE_TYPE
 from . import App, pass_app
-from .serving_opts import engine_option, plan_from_options, serving_options
+from .serving_opts import engine_option, serving_options
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from ..planner import ServingPlan
+    from ..serving.overrides import ServingOverrides
+    from ..serving.planner import ServingPlan
 
 
 @click.command(name="plan-serving")
@@ -32,12 +33,17 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @pass_app
 def command(
-    app: App, instance_type: str, engine: str, offline: bool, as_json: bool, **opts: object
+    app: App,
+    instance_type: str,
+    engine: str,
+    serving: ServingOverrides,
+    offline: bool,
+    as_json: bool,
 ) -> None:
     """Show the engine flags apply will use on an instance type, and why."""
-    from ..engine_flags import ENGINE_NAMES, engine_args, translation_note
+    from ..serving.engine_flags import ENGINE_NAMES, engine_args, translation_note
 
-    plan = plan_from_options(instance_type, clients=None if offline else app.clients, **opts)
+    plan = serving.plan_for(instance_type, None if offline else app.clients())
     args = engine_args(plan, engine)
     if as_json:
         click.echo(json.dumps({**plan.to_json(), "engine": engine, "engine_args": args}, indent=2))

@@ -25,11 +25,10 @@ def stop(app: App, yes: bool, timeout: float) -> None:
     The EBS volume and the Elastic IP remain (and are still billed), and with them the model
     weights, unless the deployment chose to cache them on the instance store (wiped by a stop).
     """
-    from ..aws import ClientFactory
-    from ..deployment import load_deployment
-    from ..power import stop_instance
+    from ..instance.power import stop_instance
 
-    deployment = load_deployment(app.name)
+    session = app.deployment()
+    deployment = session.record
     if not yes:
         click.confirm(
             f"Stop {deployment.instance_id} ({deployment.instance_type}); the endpoint "
@@ -37,8 +36,7 @@ def stop(app: App, yes: bool, timeout: float) -> None:
             abort=True,
             err=True,
         )
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    change = stop_instance(deployment, clients, timeout=timeout)
+    change = stop_instance(deployment, session.clients, timeout=timeout)
     if change.changed:
         app.out.print(f"Stopped {change.instance_id}. Start it again with `qwen3vl-aws start`.")
     else:
@@ -56,18 +54,16 @@ def start(app: App, timeout: float, no_wait: bool) -> None:
     cached them on the instance store); without --no-wait this waits, like `qwen3vl-aws wait`,
     until a one-token chat answers.
     """
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
-    from ..deployment import load_deployment
-    from ..power import start_instance
-    from ..readiness import wait_until_ready
+    from ..instance.power import start_instance
+    from ..instance.readiness import wait_until_ready
 
-    deployment = load_deployment(app.name)
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    change = start_instance(deployment, clients, timeout=timeout)
+    session = app.deployment()
+    deployment = session.record
+    change = start_instance(deployment, session.clients, timeout=timeout)
     verb = "Started" if change.changed else "Already running:"
     app.out.print(f"{verb} {change.instance_id} on {change.public_ip}.")
     if not no_wait:
-        channel = channel_for(deployment, clients)
-        wait_until_ready(deployment, clients, channel, timeout=timeout, console=app.err)
+        wait_until_ready(
+            deployment, session.clients, session.channel, timeout=timeout, console=app.err
+        )
         app.out.print(f"Ready: {deployment.endpoint}")

@@ -47,10 +47,8 @@ def command(
 
     Run it again after an interruption to resume, or with --abort to roll back.
     """
-    from ..deployment import load_deployment
     from ..errors import UsageError
-    from ..keys import validate_key
-    from ..rotation import rotation_for
+    from ..keys.keygen import validate_key
 
     if key_source is not None and key_source != "-":
         raise UsageError(
@@ -61,13 +59,8 @@ def command(
         raise UsageError("--abort rolls back; it takes no --key.")
     new_key = validate_key(sys.stdin.read()) if key_source else None
 
-    deployment = load_deployment(app.name)
-    rotation = rotation_for(
-        deployment,
-        app.clients,
-        report=lambda msg: app.out.print(f"• {msg}"),
-        accept_host_key=accept_host_key,
-    )
+    session = app.deployment(accept_host_key=accept_host_key)
+    rotation = session.rotation(report=lambda msg: app.out.print(f"• {msg}"))
     try:
         if abort:
             outcome = rotation.abort()
@@ -84,8 +77,6 @@ def command(
         sys.exit(130)
     app.out.print(f"New key is AWSCURRENT (version {outcome.current}).")
     if show_key:
-        from ..rotation import secret_store
-
-        click.echo(secret_store(deployment, app.clients).value(outcome.current))
+        click.echo(session.secret().value(outcome.current))
     else:
         app.out.print(f"Read it with: qwen3vl-aws --name {app.name} key")

@@ -3,38 +3,27 @@
     @click.command()
     @click.option("--instance-type", ...)
     @serving_options
-    def command(instance_type, **opts):
-        plan = plan_from_options(instance_type, clients=app.clients, **opts)
+    def command(instance_type, serving: ServingOverrides, **other):
+        plan = serving.plan_for(instance_type, app.clients())
 
-``plan_from_options`` picks the serving options out of ``opts`` and ignores everything else, so a
-command may hand it all of its keyword arguments. It raises ``UsageError`` (nothing created) when
-an override cannot fit, saying what would.
+:func:`serving_options` adds one option per field of
+:class:`~qwen3vl_aws.serving.overrides.ServingOverrides` and hands the command their values as one
+``serving`` argument.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import fields
+from typing import Any, TypeVar
 
 import click
 
-from ..model_profile import MODEL_IDS
-
-if TYPE_CHECKING:
-    from ..planner import ServingPlan
+from ..serving.model_profile import MODEL_IDS
+from ..serving.overrides import ServingOverrides
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: Keyword arguments the decorator adds (the parameter names of ``planner.plan_serving``).
-SERVING_OPTION_NAMES = (
-    "model",
-    "max_model_len",
-    "gpu_memory_utilization",
-    "tensor_parallel_size",
-    "max_num_seqs",
-    "max_num_batched_tokens",
-    "video",
-)
 
 _OPTIONS = (
     click.option(
@@ -79,7 +68,7 @@ _OPTIONS = (
 
 def engine_option(func: F) -> F:
     """Add ``--engine`` (which server runs the plan; its flags are translated to match)."""
-    from ..engine_flags import DEFAULT_ENGINE, ENGINES
+    from ..serving.engine_flags import DEFAULT_ENGINE, ENGINES
 
     return click.option(
         "--engine",
@@ -91,20 +80,13 @@ def engine_option(func: F) -> F:
 
 
 def serving_options(func: F) -> F:
-    """Add the planner's override options to a Click command."""
+    """Add the planner's override options; the command receives them as ``serving``."""
+
+    @functools.wraps(func)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        values = {f.name: kwargs.pop(f.name) for f in fields(ServingOverrides)}
+        return func(*args, serving=ServingOverrides(**values), **kwargs)
+
     for option in reversed(_OPTIONS):
-        func = option(func)
-    return func
-
-
-def plan_from_options(instance_type: str, *, clients: Any = None, **opts: Any) -> ServingPlan:
-    """The serving plan for ``instance_type`` with the overrides found in ``opts``.
-
-    ``clients`` (a ``ClientFactory``) lets the GPU data come from EC2 DescribeInstanceTypes;
-    without it, or when AWS does not answer, the built-in catalog is used.
-    """
-    from ..gpu_specs import gpu_for
-    from ..planner import plan_serving
-
-    overrides = {name: opts[name] for name in SERVING_OPTION_NAMES if name in opts}
-    return plan_serving(instance_type, gpu=gpu_for(instance_type, clients), **overrides)
+        command = option(command)
+    return command  # type: ignore[return-value]

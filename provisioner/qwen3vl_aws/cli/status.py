@@ -15,17 +15,16 @@ from . import App, pass_app
 def command(app: App, as_json: bool) -> None:
     """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far,
     and (while it runs) the engine's real KV-cache capacity beside the plan's prediction."""
-    from ..aws import ClientFactory
-    from ..deployment import load_deployment
-    from ..deployment_status import deployment_status, describe_instance, kv_cache_report
-    from ..pricing import hourly_price
+    from ..instance.probe import describe_instance
+    from ..instance.summary import deployment_status, kv_cache_report
 
-    deployment = load_deployment(app.name)
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    instance = describe_instance(clients.client("ec2"), deployment.instance_id)
-    price = hourly_price(deployment.instance_type, deployment.region, profile=app.profile)
-    doc = deployment_status(deployment, instance, price)
-    doc["kv_cache"] = kv_cache_report(deployment, clients) if doc["state"] == "running" else None
+    session = app.deployment()
+    record = session.record
+    instance = describe_instance(session.clients.client("ec2"), record.instance_id)
+    doc = deployment_status(record, instance, session.price())
+    doc["kv_cache"] = (
+        kv_cache_report(record, lambda: session.channel) if doc["state"] == "running" else None
+    )
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return

@@ -16,13 +16,9 @@ def command(app: App, timeout: float) -> None:
     Also fetches the instance's TLS certificate over the command channel and pins it, so every
     later client of this deployment trusts exactly that certificate.
     """
-    from ..aws import ClientFactory
-    from ..channel.factory import channel_for
-    from ..deployment import load_deployment
-    from ..readiness import wait_until_ready
+    from ..instance.readiness import wait_until_ready
 
-    deployment = load_deployment(app.name)
-    clients = ClientFactory(region=deployment.region, profile=app.profile)
-    channel = channel_for(deployment, clients)
-    wait_until_ready(deployment, clients, channel, timeout=timeout, console=app.err)
+    session = app.deployment()
+    deployment = session.record
+    wait_until_ready(deployment, session.clients, session.channel, timeout=timeout, console=app.err)
     app.out.print(f"Ready: {deployment.endpoint} (certificate pinned at {deployment.cert_path})")

@@ -20,26 +20,25 @@ locals {
     MODEL_CACHE           = var.model_cache
     MAX_IMAGE_PIXELS      = tostring(var.max_image_pixels)
   }
-  guard_dist_info = "qwen3vl_media_guard-1.0.dist-info"
-  deploy_env      = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
+  deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 
-  files = {
-    "/etc/qwen3vl/deploy.env"                      = { mode = "0644", content = local.deploy_env }
-    "/opt/qwen3vl/share/versions.env"              = { mode = "0644", content = file("${local.source_dir}/versions.env") }
-    "/opt/qwen3vl/share/gateway.conf"              = { mode = "0644", content = file("${local.source_dir}/share/gateway.conf") }
-    "/opt/qwen3vl/share/qwen3vl-engine.service"    = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-engine.service") }
-    "/opt/qwen3vl/share/qwen3vl-gateway.service"   = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-gateway.service") }
-    "/opt/qwen3vl/share/qwen3vl-bootstrap.service" = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-bootstrap.service") }
-    # The boot unit itself, with the paths of a real instance (no root prefix).
-    "/etc/systemd/system/qwen3vl-bootstrap.service" = { mode = "0644", content = replace(file("${local.source_dir}/share/qwen3vl-bootstrap.service"), "@ROOT@", "") }
-    "/opt/qwen3vl/bin/qwen3vl-bootstrap"            = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-bootstrap") }
-    "/opt/qwen3vl/bin/qwen3vl-keysync"              = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-keysync") }
-    "/opt/qwen3vl/bin/qwen3vl-engine"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
-    # The engine's media guard (a vLLM plugin found through engine.env's PYTHONPATH).
-    "/opt/qwen3vl/lib/python/qwen3vl_media_guard.py"                    = { mode = "0644", content = file("${local.source_dir}/lib/qwen3vl_media_guard.py") }
-    "/opt/qwen3vl/lib/python/${local.guard_dist_info}/METADATA"         = { mode = "0644", content = file("${local.source_dir}/lib/${local.guard_dist_info}/METADATA") }
-    "/opt/qwen3vl/lib/python/${local.guard_dist_info}/entry_points.txt" = { mode = "0644", content = file("${local.source_dir}/lib/${local.guard_dist_info}/entry_points.txt") }
-  }
+  # The instance contract (userdata/instance.json, also read by the Python package and the rig)
+  # lists the files installed verbatim; deploy.env and the boot unit are rendered here.
+  contract = jsondecode(file("${local.source_dir}/instance.json"))
+  files = merge(
+    {
+      for path, spec in local.contract.files :
+      path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
+    },
+    {
+      (local.contract.paths.deploy_env) = { mode = "0644", content = local.deploy_env }
+      # The boot unit itself, with the paths of a real instance (no root prefix).
+      "/etc/systemd/system/${local.contract.units.bootstrap}" = {
+        mode    = "0644"
+        content = replace(file("${local.source_dir}/share/${local.contract.units.bootstrap}"), "@ROOT@", "")
+      }
+    },
+  )
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name

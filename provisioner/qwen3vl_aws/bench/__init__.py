@@ -1,0 +1,1 @@
+"""Load tests against the endpoint (``qwen3vl-aws bench``): the runner and its chart."""

@@ -1,0 +1,48 @@
+"""The instance contract: its paths, unit names, bootstrap stages, installed files, name rule.
+
+One source, ``userdata/instance.json``: read here, by ``terraform/modules/userdata`` (the files
+cloud-init installs) and by the test rig (what it installs under its scratch root). The copies
+that cannot read it (the Terraform variables' name validation, the bootstrap script's constants)
+are held to it by ``tests/static/test_instance_contract.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from .paths import userdata_dir
+
+
+@dataclass(frozen=True)
+class InstalledFile:
+    """A file cloud-init writes on the instance, from ``userdata/<source>``."""
+
+    source: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class InstanceContract:
+    name_pattern: re.Pattern[str]
+    name_rule: str
+    paths: dict[str, str]
+    units: dict[str, str]
+    stages: tuple[str, ...]
+    files: dict[str, InstalledFile]  # path on the instance -> where it comes from
+
+
+@cache
+def instance_contract() -> InstanceContract:
+    """The contract as ``userdata/instance.json`` states it."""
+    raw = json.loads((userdata_dir() / "instance.json").read_text())
+    return InstanceContract(
+        name_pattern=re.compile(raw["deployment_name"]["pattern"]),
+        name_rule=raw["deployment_name"]["rule"],
+        paths=dict(raw["paths"]),
+        units=dict(raw["units"]),
+        stages=tuple(raw["stages"]),
+        files={path: InstalledFile(**spec) for path, spec in raw["files"].items()},
+    )

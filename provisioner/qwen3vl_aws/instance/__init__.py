@@ -1,0 +1,1 @@
+"""The instance: its command channel, what it says about itself, health and readiness."""

@@ -1,0 +1,27 @@
+"""Bring the instance's key file in line with secret versions: ``qwen3vl-keysync`` over the channel.
+
+Only version ids travel; the instance fetches the values itself with its role.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from ..contract import instance_contract
+from .channel.base import CommandChannel
+
+# The instance's key sync script; QWEN3VL_ROOT (unset on an instance) lets the node rig run it in
+# a scratch root.
+KEYSYNC = '"${QWEN3VL_ROOT:-}"' + shlex.quote(instance_contract().paths["keysync"])
+
+
+class ChannelKeySync:
+    """Runs ``qwen3vl-keysync`` on the instance through the command channel (version ids only)."""
+
+    def __init__(self, channel: CommandChannel) -> None:
+        self._channel = channel
+
+    def sync(self, current: str, pending: str | None) -> None:
+        args = ["--current", current] + (["--pending", pending] if pending else [])
+        script = f"{KEYSYNC} {shlex.join(args)}"
+        self._channel.run(script, timeout=120).check("The key sync (qwen3vl-keysync)")

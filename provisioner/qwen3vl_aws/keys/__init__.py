@@ -1,0 +1,1 @@
+"""The API key: how it is made, where it is kept, how it is rotated."""

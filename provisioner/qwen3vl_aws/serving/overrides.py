@@ -1,0 +1,36 @@
+"""What the user asked of the serving plan, as one typed value the planner takes.
+
+The CLI's ``--model``, ``--max-model-len``, ... options fill a :class:`ServingOverrides`; ``apply``
+and ``plan-serving`` hand it to :meth:`ServingOverrides.plan_for`, which asks EC2 for the GPU
+when it can and runs the planner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .gpu_specs import gpu_for
+from .planner import ServingPlan, plan_serving
+
+
+@dataclass(frozen=True)
+class ServingOverrides:
+    """The planner's overridable choices; ``None`` (``False`` for video) leaves them to it."""
+
+    model: str | None = None
+    max_model_len: int | None = None
+    gpu_memory_utilization: float | None = None
+    tensor_parallel_size: int | None = None
+    max_num_seqs: int | None = None
+    max_num_batched_tokens: int | None = None
+    video: bool = False
+
+    def plan_for(self, instance_type: str, clients: Any = None) -> ServingPlan:
+        """The plan for ``instance_type`` with these overrides.
+
+        ``clients`` (a ``ClientFactory``) lets the GPU data come from EC2 DescribeInstanceTypes;
+        without it, or when AWS does not answer, the built-in catalog is used. Raises
+        ``UsageError`` (nothing created) when an override cannot fit, saying what would.
+        """
+        return plan_serving(instance_type, gpu=gpu_for(instance_type, clients), **asdict(self))
