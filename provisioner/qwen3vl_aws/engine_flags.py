@@ -17,8 +17,9 @@ vLLM                               SGLang
 --enable-prefix-caching            (the radix cache is on by default)
 --enable-chunked-prefill           (on once --chunked-prefill-size is set)
 --limit-mm-per-prompt.video 0      --limit-mm-data-per-request {"video":0}
---mm-processor-kwargs {"images_kwargs":{"max_pixels":P}}
-                                   --mm-process-config {"image":{"max_pixels":P}}
+--mm-processor-kwargs {"images_kwargs":{"size":S}}
+                                   --mm-process-config {"image":{"size":S}}
+--kv-cache-dtype fp8               --kv-cache-dtype fp8_e4m3
 =================================  ==========================================================
 
 The model id (BF16 or FP8 checkpoint) is not a flag: the bootstrap passes it, and both engines
@@ -57,8 +58,7 @@ def mem_fraction_static(plan: ServingPlan) -> float:
     plus KV cache per GPU over the GPU's memory: SGLang then gets the KV cache the plan worked
     out, and the same room for everything else. Rounded down to 0.01 (a little more headroom).
     """
-    r = plan.reserves
-    static = r.weights + plan.usable_bytes_per_gpu - r.total
+    static = plan.reserves.weights + plan.kv_cache_bytes_per_gpu
     return math.floor(static / plan.gpu.memory_bytes * 100) / 100
 
 
@@ -78,6 +78,7 @@ def translation_note(plan: ServingPlan, engine: str) -> str | None:
 def sglang_flags(plan: ServingPlan) -> list[str]:
     """SGLang server arguments for ``plan`` (no model path, host, port or served name)."""
     from .model_profile import load_profile
+    from .planner import image_size_cap
 
     flags = ["--tp-size", str(plan.tensor_parallel_size)]
     if plan.encoder_data_parallel:
@@ -90,8 +91,13 @@ def sglang_flags(plan: ServingPlan) -> list[str]:
     ]  # fmt: skip
     if not plan.video:
         flags += ["--limit-mm-data-per-request", _compact({"video": 0})]
-    if plan.largest_image_pixels < load_profile(plan.model_id).max_pixels:
-        cap = {"image": {"max_pixels": plan.largest_image_pixels}}
+    if plan.kv_cache_dtype == "fp8":
+        flags += ["--kv-cache-dtype", "fp8_e4m3"]
+    profile = load_profile(plan.model_id)
+    if plan.largest_image_pixels < profile.max_pixels:
+        # SGLang hands the image config to the transformers image processor as keyword
+        # arguments (BaseMultimodalProcessor.process_mm_data): ``size`` is its own, current form.
+        cap = {"image": {"size": image_size_cap(profile, plan.largest_image_pixels)}}
         flags += ["--mm-process-config", _compact(cap)]
     return flags
 

@@ -183,6 +183,34 @@ def image_tokens(model_dir: str, flags: list[str], sizes: list[str]) -> dict:
     return {"max_image_tokens": info.get_max_image_tokens(), "image_tokens": per_size}
 
 
+def image_cap(model_dir: str, kwargs_json: str, size: str) -> dict:
+    """What vLLM's Qwen3-VL code does with ``--mm-processor-kwargs KWARGS``: the image budget it
+    profiles with (``get_max_image_tokens``), the visual tokens a real WxH image gets through
+    the whole multimodal processor (resize, HF processor, prompt update), and every warning
+    about the form, e.g. transformers' FutureWarning for ``max_pixels``."""
+    import warnings
+
+    from PIL import Image
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+
+    flags = ["--mm-processor-kwargs", kwargs_json] if kwargs_json != "null" else []
+    model_config = _engine_args(model_dir, flags).create_model_config()
+    processor = MULTIMODAL_REGISTRY.create_processor(model_config)
+    width, height = (int(n) for n in size.split("x"))
+    prompt = "<|vision_start|><|image_pad|><|vision_end|>Describe it."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        budget = processor.info.get_max_image_tokens()
+        items = processor.info.parse_mm_data({"image": [Image.new("RGB", (width, height))]})
+        result = processor(prompt, items)
+    image_token = model_config.hf_config.image_token_id
+    return {
+        "max_image_tokens": budget,
+        "image_tokens": sum(1 for t in result["prompt_token_ids"] if t == image_token),
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+
+
 def main(argv: list[str]) -> None:
     command, model_dir, *rest = argv
     if command == "model" and rest:
@@ -194,6 +222,8 @@ def main(argv: list[str]) -> None:
         result = model_accounting(model_dir, int(tp), encoder_mode, int(rank), int(port))
     elif command == "flags":
         result = flag_sets(model_dir, json.loads(rest[0]))
+    elif command == "image-cap":
+        result = image_cap(model_dir, rest[0], rest[1])
     elif command == "images":
         result = image_tokens(model_dir, json.loads(rest[0]), rest[1:])
     else:

@@ -28,6 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Keyword arguments the decorator adds (the parameter names of ``planner.plan_serving``).
 SERVING_OPTION_NAMES = (
     "model",
+    "kv_cache_dtype",
     "max_model_len",
     "gpu_memory_utilization",
     "tensor_parallel_size",
@@ -40,7 +41,12 @@ _OPTIONS = (
     click.option(
         "--model",
         type=click.Choice(MODEL_IDS),
-        help="Weights to serve (default: BF16; FP8 on L4/L40S when the context asks for it).",
+        help="Weights to serve (default: BF16; FP8 when the context asks for it).",
+    ),
+    click.option(
+        "--kv-cache-dtype",
+        type=click.Choice(("auto", "fp8")),
+        help="KV-cache precision (default: the weights'; fp8 when the context asks for it).",
     ),
     click.option(
         "--max-model-len",
@@ -50,8 +56,8 @@ _OPTIONS = (
     click.option(
         "--gpu-memory-utilization",
         type=click.FloatRange(0.1, 0.98),
-        help="Share of each GPU's memory the engine may use (default: 0.9; for SGLang it "
-        "becomes --mem-fraction-static).",
+        help="Share of each GPU's memory the engine's whole process may use (default: all but "
+        "768 MiB of headroom; for SGLang it becomes --mem-fraction-static).",
     ),
     click.option(
         "--tensor-parallel-size",
@@ -108,3 +114,13 @@ def plan_from_options(instance_type: str, *, clients: Any = None, **opts: Any) -
 
     overrides = {name: opts[name] for name in SERVING_OPTION_NAMES if name in opts}
     return plan_serving(instance_type, gpu=gpu_for(instance_type, clients), **overrides)
+
+
+def modes_from_options(instance_type: str, *, clients: Any = None, **opts: Any) -> list:
+    """Each serving mode (BF16; FP8; FP8 + FP8 KV cache) under the same other overrides
+    (``planner.ModeOutcome``), for ``plan-serving``'s side-by-side table."""
+    from ..gpu_specs import gpu_for
+    from ..planner import plan_modes
+
+    overrides = {name: opts[name] for name in SERVING_OPTION_NAMES if name in opts}
+    return plan_modes(instance_type, gpu=gpu_for(instance_type, clients), **overrides)
