@@ -20,10 +20,16 @@ vLLM                               SGLang
 --mm-processor-kwargs {"images_kwargs":{"size":S}}
                                    --mm-process-config {"image":{"size":S}}
 --kv-cache-dtype fp8               --kv-cache-dtype fp8_e4m3
+--speculative-config {"method":"eagle3","model":D,"num_speculative_tokens":3}
+                                   --speculative-algorithm EAGLE3
+                                   --speculative-draft-model-path D
+                                   --speculative-num-steps 3 --speculative-eagle-topk 6
+                                   --speculative-num-draft-tokens 16
 =================================  ==========================================================
 
 The model id (BF16 or FP8 checkpoint) is not a flag: the bootstrap passes it, and both engines
-read the FP8 quantization from the checkpoint's config.
+read the FP8 quantization from the checkpoint's config. D, the EAGLE3 draft's directory, is a
+placeholder the bootstrap fills in once it has downloaded the draft.
 """
 
 from __future__ import annotations
@@ -78,7 +84,13 @@ def translation_note(plan: ServingPlan, engine: str) -> str | None:
 def sglang_flags(plan: ServingPlan) -> list[str]:
     """SGLang server arguments for ``plan`` (no model path, host, port or served name)."""
     from .model_profile import load_profile
-    from .planner import image_size_cap
+    from .planner import (
+        DRAFT_DIR_PLACEHOLDER,
+        EAGLE3_DRAFT_TOKENS,
+        EAGLE3_STEPS,
+        EAGLE3_TOPK,
+        image_size_cap,
+    )
 
     flags = ["--tp-size", str(plan.tensor_parallel_size)]
     if plan.encoder_data_parallel:
@@ -93,6 +105,14 @@ def sglang_flags(plan: ServingPlan) -> list[str]:
         flags += ["--limit-mm-data-per-request", _compact({"video": 0})]
     if plan.kv_cache_dtype == "fp8":
         flags += ["--kv-cache-dtype", "fp8_e4m3"]
+    if plan.speculative == "eagle3":
+        flags += [
+            "--speculative-algorithm", "EAGLE3",
+            "--speculative-draft-model-path", DRAFT_DIR_PLACEHOLDER,
+            "--speculative-num-steps", str(EAGLE3_STEPS),
+            "--speculative-eagle-topk", str(EAGLE3_TOPK),
+            "--speculative-num-draft-tokens", str(EAGLE3_DRAFT_TOKENS),
+        ]  # fmt: skip
     profile = load_profile(plan.model_id)
     if plan.largest_image_pixels < profile.max_pixels:
         # SGLang hands the image config to the transformers image processor as keyword

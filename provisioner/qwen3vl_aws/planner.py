@@ -19,7 +19,14 @@ from functools import cached_property
 
 from .errors import UsageError
 from .gpu_specs import GpuSpec, catalog_gpu
-from .model_profile import BF16_MODEL_ID, FP8_MODEL_ID, ModelProfile, load_profile
+from .model_profile import (
+    BF16_MODEL_ID,
+    EAGLE3_DRAFT_ID,
+    FP8_MODEL_ID,
+    ModelProfile,
+    eagle3_draft_parameters,
+    load_profile,
+)
 from .versions import pinned_versions
 from .vllm_memory import (
     HEADROOM_BYTES,
@@ -38,6 +45,12 @@ FP8_BYTES = 1
 FP8_SCALE_BYTES = 4  # one float32 scale per FP8 weight block
 KV_BLOCK_TOKENS = 16  # vLLM's default KV-cache block size
 KV_CACHE_DTYPES = ("auto", "fp8")  # vLLM's --kv-cache-dtype values the planner offers
+SPECULATIVE_METHODS = ("eagle3",)
+#: EAGLE3 as the old deployment ran it in SGLang (a tree: 3 steps, top 6, 16 draft tokens);
+#: vLLM's EAGLE3 proposes a chain of as many tokens as steps.
+EAGLE3_STEPS, EAGLE3_TOPK, EAGLE3_DRAFT_TOKENS = 3, 6, 16
+#: Where the bootstrap puts the downloaded draft; it replaces this in the engine's arguments.
+DRAFT_DIR_PLACEHOLDER = "@DRAFT_MODEL_DIR@"
 
 PROMPT_TOKENS = 256  # a typical request: system prompt, question and chat template
 ANSWER_TOKENS = 512  # a typical answer
@@ -98,6 +111,8 @@ class ServingPlan:
     largest_image_pixels: int
     video: bool
     flags: list[str]
+    speculative: str | None = None
+    draft_model_id: str | None = None
     explanation: list[str] = field(default_factory=list)
 
     @property
@@ -172,17 +187,26 @@ def weight_bytes(profile: ModelProfile, tp: int = 1, encoder_data_parallel: bool
     return total
 
 
-def kv_bytes_per_token(profile: ModelProfile, tp: int = 1, kv_dtype: str = "auto") -> int:
+def kv_bytes_per_token(
+    profile: ModelProfile, tp: int = 1, kv_dtype: str = "auto", draft_layers: int = 0
+) -> int:
     """KV-cache bytes one token takes on one GPU (``tp=1``: the whole model).
 
     layers x KV heads x head size x 2 (K and V) x 2 bytes (BF16 cache; 1 with
     ``--kv-cache-dtype fp8``); KV heads split across tensor-parallel ranks and are replicated
-    when there are more ranks than heads.
+    when there are more ranks than heads. An EAGLE3 draft adds its own layer(s) to every token.
     """
     t = profile.text
     heads_per_gpu = max(1, t.num_kv_heads // tp)
     element = FP8_BYTES if kv_dtype == "fp8" else BF16_BYTES
-    return t.num_layers * heads_per_gpu * t.head_dim * 2 * element
+    return (t.num_layers + draft_layers) * heads_per_gpu * t.head_dim * 2 * element
+
+
+def draft_bytes(profile: ModelProfile, tp: int, batched_tokens: int) -> int:
+    """An EAGLE3 draft on one GPU: its weights in BF16 (split under TP) and the buffer of the
+    three target layers' hidden states it reads for every batched token."""
+    weights = math.ceil(eagle3_draft_parameters(profile.text) * BF16_BYTES / tp)
+    return weights + batched_tokens * 3 * profile.text.hidden_size * BF16_BYTES
 
 
 def allocated_weight_bytes(
@@ -282,6 +306,16 @@ class Budget:
     batched_tokens: int
     video: bool
     kv_dtype: str = "auto"
+    speculative: str | None = None
+
+    @property
+    def draft_layers(self) -> int:
+        return 1 if self.speculative else 0
+
+    @property
+    def kv_per_token(self) -> int:
+        """KV-cache bytes per token on one GPU, the draft's layer included."""
+        return kv_bytes_per_token(self.profile, self.tp, self.kv_dtype, self.draft_layers)
 
     @property
     def encoder_data_parallel(self) -> bool:
@@ -300,8 +334,9 @@ class Budget:
     def _fixed(self) -> Reserves:
         """The reserves that do not depend on the context length (vision left at zero)."""
         ep, batched = self.encoder_data_parallel, self.batched_tokens
+        draft = draft_bytes(self.profile, self.tp, batched) if self.speculative else 0
         return Reserves(
-            weights=allocated_weight_bytes(self.profile, self.gpu, self.tp, ep, batched),
+            weights=allocated_weight_bytes(self.profile, self.gpu, self.tp, ep, batched) + draft,
             activations=activation_bytes(self.profile, self.tp, self.batched_tokens),
             vision=0,
             runtime=runtime_bytes(self.tp),
@@ -324,16 +359,14 @@ class Budget:
 
     def kv_cache_bytes(self, max_model_len: int) -> int:
         """KV-cache bytes per GPU (``--kv-cache-memory-bytes``): whole blocks of what is left."""
-        return self.kv_tokens(max_model_len) * kv_bytes_per_token(
-            self.profile, self.tp, self.kv_dtype
-        )
+        return self.kv_tokens(max_model_len) * self.kv_per_token
 
     def kv_tokens(self, max_model_len: int) -> int:
         """KV tokens (whole model) that fit when serving contexts up to ``max_model_len``."""
         free = self.usable - self.reserves(max_model_len).total
         if free <= 0:
             return 0
-        tokens = free // kv_bytes_per_token(self.profile, self.tp, self.kv_dtype)
+        tokens = free // self.kv_per_token
         return tokens - tokens % KV_BLOCK_TOKENS
 
     def fits(self, max_model_len: int, requests: int = 1) -> bool:
@@ -364,23 +397,26 @@ def plan_serving(
     max_num_seqs: int | None = None,
     max_num_batched_tokens: int | None = None,
     video: bool = False,
+    speculative: str | None = None,
     gpu: GpuSpec | None = None,
 ) -> ServingPlan:
     """The plan for ``instance_type``; any argument given overrides the planner's choice.
 
     Modes are tried in order (BF16; FP8 weights; FP8 weights and FP8 KV cache), limited to the
-    model and KV-cache dtype asked for: the first that gives the default context (or fits the
-    asked one) wins. ``gpu`` defaults to the built-in catalog's entry (the CLI passes EC2's
-    answer when it has one). Raises ``UsageError`` when an override cannot fit, saying what
-    would.
+    model and KV-cache dtype asked for: the first whose default context takes a 1080p image (or
+    that fits the asked context) wins. ``gpu`` defaults to the built-in catalog's entry (the
+    CLI passes EC2's answer when it has one). Raises ``UsageError`` when an override cannot
+    fit, saying what would.
     """
     setups = _setups(
         instance_type, gpu, model, kv_cache_dtype, gpu_memory_utilization,
-        tensor_parallel_size, max_num_seqs, max_num_batched_tokens, video,
+        tensor_parallel_size, max_num_seqs, max_num_batched_tokens, video, speculative,
     )  # fmt: skip
     if max_model_len is None:
-        found = ((s, s.longest(MIN_FULL_LENGTH_REQUESTS) or s.longest(1)) for s in setups)
-        setup, length = next(((s, n) for s, n in found if n), (setups[0], None))
+        found = [(s, s.longest(MIN_FULL_LENGTH_REQUESTS) or s.longest(1)) for s in setups]
+        # the first mode whose default context takes a 1080p image, else the first that fits
+        full_hd = [(s, n) for s, n in found if n and image_fits(s.profile, n, *FULL_HD)]
+        setup, length = next(iter(full_hd or [(s, n) for s, n in found if n]), (setups[0], None))
         if length is None:
             raise UsageError(_no_room_message(instance_type, setup))
     else:
@@ -457,11 +493,16 @@ def _setups(
     max_num_seqs: int | None,
     max_num_batched_tokens: int | None,
     video: bool,
+    speculative: str | None,
 ) -> list[Budget]:
     """The budgets of every mode the overrides allow, in :data:`MODES` order."""
     gpu = gpu or catalog_gpu(instance_type)
     if model is not None:
         load_profile(model)  # an unknown model is a usage error before anything else
+    if speculative is not None and speculative not in SPECULATIVE_METHODS:
+        raise UsageError(
+            f"--speculative {speculative} is not offered: use {', '.join(SPECULATIVE_METHODS)}."
+        )
     if kv_cache_dtype is not None and kv_cache_dtype not in KV_CACHE_DTYPES:
         raise UsageError(
             f"--kv-cache-dtype {kv_cache_dtype} is not offered: use {' or '.join(KV_CACHE_DTYPES)}."
@@ -483,7 +524,8 @@ def _setups(
             f"--max-num-batched-tokens ({batched}) must be at least --max-num-seqs ({num_seqs})."
         )
     return [
-        Budget(gpu, profile, tp, utilization, num_seqs, batched, video, kv) for profile, kv in modes
+        Budget(gpu, profile, tp, utilization, num_seqs, batched, video, kv, speculative)
+        for profile, kv in modes
     ]
 
 
@@ -580,7 +622,7 @@ def _build_plan(
         weight_bytes=weight_bytes(profile),
         reserves=reserves,
         kv_cache_dtype=s.kv_dtype,
-        kv_bytes_per_token=kv_bytes_per_token(profile, kv_dtype=s.kv_dtype),
+        kv_bytes_per_token=kv_bytes_per_token(profile, 1, s.kv_dtype, s.draft_layers),
         kv_cache_bytes_per_gpu=s.kv_cache_bytes(length),
         kv_tokens=kv_tokens,
         max_model_len=length,
@@ -590,6 +632,8 @@ def _build_plan(
         largest_image_pixels=image_pixels,
         video=s.video,
         flags=flags,
+        speculative=s.speculative,
+        draft_model_id=EAGLE3_DRAFT_ID if s.speculative else None,
     )
     plan.explanation.extend(_explain(plan, s, others, asked=asked))
     return plan
@@ -611,6 +655,13 @@ def _flags(s: Budget, length: int, image_pixels: int) -> list[str]:
     ]  # fmt: skip
     if s.kv_dtype != "auto":
         flags += ["--kv-cache-dtype", s.kv_dtype]
+    if s.speculative:
+        config = {
+            "method": "eagle3",
+            "model": DRAFT_DIR_PLACEHOLDER,
+            "num_speculative_tokens": EAGLE3_STEPS,
+        }
+        flags += ["--speculative-config", json.dumps(config, separators=(",", ":"))]
     if not s.video:
         flags += ["--limit-mm-per-prompt.video", "0"]
     if image_pixels < s.profile.max_pixels:
@@ -634,7 +685,7 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
     """The arithmetic behind the flags, one line per step, in the order vLLM does it."""
     gpu, profile, r = plan.gpu, s.profile, plan.reserves
     t = profile.text
-    per_gpu_kv = kv_bytes_per_token(profile, s.tp, s.kv_dtype)
+    per_gpu_kv = s.kv_per_token
     kv_element = FP8_BYTES if s.kv_dtype == "fp8" else BF16_BYTES
     square = math.isqrt(plan.largest_image_pixels)
     image_pixels_capped = plan.largest_image_pixels < profile.max_pixels
@@ -669,7 +720,9 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
         f"{_gib(r.activations)} for {s.batched_tokens:,}-token prefill chunks; vision encoder "
         f"{_gib(r.vision)} with its output cache), non-torch memory, CUDA graphs and CUDA "
         f"context {_gib(r.runtime)}.",
-        f"KV cache per token: {t.num_layers} layers x {t.num_kv_heads} KV heads x "
+        f"KV cache per token: {t.num_layers + s.draft_layers} layers"
+        + (" (one the draft's)" if s.draft_layers else "")
+        + f" x {t.num_kv_heads} KV heads x "
         f"{t.head_dim} dims x 2 (K and V) x {kv_element} byte(s) = "
         f"{plan.kv_bytes_per_token:,} bytes" + (f" ({per_gpu_kv:,} per GPU)." if s.tp > 1 else "."),
         f"KV cache: {_gib(plan.kv_cache_bytes_per_gpu)} per GPU = {plan.kv_tokens:,} tokens, "
@@ -701,6 +754,16 @@ def _explain(plan: ServingPlan, s: Budget, others: list[Budget], *, asked: bool)
         "Prefix caching and chunked prefill on (vLLM's defaults for this model, set "
         "explicitly); vLLM turns async scheduling on by itself."
     )
+    if s.speculative:
+        draft = draft_bytes(profile, s.tp, s.batched_tokens)
+        lines.append(
+            f"Speculative decoding: EAGLE3 with the draft {EAGLE3_DRAFT_ID} (downloaded and "
+            f"cached by the bootstrap like the model); {_gib(draft)} per GPU for its weights "
+            "(an upper estimate: its config is not shipped) and hidden-state buffer, counted "
+            "with the weights, and one more layer in every token's KV cache. vLLM proposes "
+            f"{EAGLE3_STEPS} tokens a step; SGLang runs {EAGLE3_STEPS} steps, top "
+            f"{EAGLE3_TOPK}, {EAGLE3_DRAFT_TOKENS} draft tokens."
+        )
     lines += [_alternative(plan, other) for other in others]
     return lines
 

@@ -47,6 +47,7 @@ class ApplyRequest:
     port: int = 443
     engine: str = "vllm"
     model_id: str = "Qwen/Qwen3-VL-8B-Instruct"
+    draft_model_id: str = ""  # a speculative-decoding draft the instance prefetches
     served_model_name: str = "Qwen/Qwen3-VL-8B-Instruct"
     engine_args: list[str] = field(default_factory=list)
     ami_id: str | None = None
@@ -74,6 +75,7 @@ class ApplyRequest:
             "port": self.port,
             "engine": self.engine,
             "model_id": self.model_id,
+            "draft_model_id": self.draft_model_id,
             "served_model_name": self.served_model_name,
             "engine_args": self.engine_args,
             "domain": self.domain,
@@ -131,6 +133,7 @@ def prepare(
         ]
     plan = plan_for()
     request.model_id = request.served_model_name = plan.model_id
+    request.draft_model_id = plan.draft_model_id or ""
     request.engine_args = engine_args(plan, request.engine)
     price = pricing.hourly_price(request.instance_type, request.region, profile=profile)
     return Prepared(request, identity.account, zones, price, plan)

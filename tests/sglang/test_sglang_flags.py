@@ -16,7 +16,15 @@ from pathlib import Path
 import pytest
 from qwen3vl_aws.catalog import instance_types
 from qwen3vl_aws.engine_flags import mem_fraction_static, sglang_flags
-from qwen3vl_aws.planner import ServingPlan, plan_serving
+from qwen3vl_aws.model_profile import FP8_MODEL_ID
+from qwen3vl_aws.planner import (
+    DRAFT_DIR_PLACEHOLDER,
+    EAGLE3_DRAFT_TOKENS,
+    EAGLE3_STEPS,
+    EAGLE3_TOPK,
+    ServingPlan,
+    plan_serving,
+)
 from qwen3vl_aws.versions import pinned_versions
 from venv_script import run_for_result
 
@@ -52,6 +60,8 @@ def plans() -> list[ServingPlan]:
     found = [plan_serving(t) for t in sorted(instance_types())]
     found.append(plan_serving("g6e.12xlarge", video=True, max_num_seqs=32))
     found.append(plan_serving("g6.xlarge", max_model_len=20000, gpu_memory_utilization=0.85))
+    found.append(plan_serving("g6.xlarge", model=FP8_MODEL_ID, kv_cache_dtype="fp8"))
+    found.append(plan_serving("g6e.xlarge", speculative="eagle3"))
     return found
 
 
@@ -81,9 +91,21 @@ def test_each_flag_sets_the_plans_value():
         assert values["limit_mm_data_per_request"] == (None if plan.video else {"video": 0})
         cap = values["mm_process_config"]
         if "--mm-processor-kwargs" in plan.flags:
-            assert cap == {"image": {"max_pixels": plan.largest_image_pixels}}
+            assert cap["image"]["size"]["longest_edge"] == plan.largest_image_pixels
         else:
             assert cap is None
+        assert values["kv_cache_dtype"] == ("fp8_e4m3" if plan.kv_cache_dtype == "fp8" else "auto")
+        if plan.speculative:
+            assert values["speculative_algorithm"] == "EAGLE3"
+            assert values["speculative_draft_model_path"] == DRAFT_DIR_PLACEHOLDER
+            steps = (EAGLE3_STEPS, EAGLE3_TOPK, EAGLE3_DRAFT_TOKENS)
+            assert (
+                values["speculative_num_steps"],
+                values["speculative_eagle_topk"],
+                values["speculative_num_draft_tokens"],
+            ) == steps
+        else:
+            assert values["speculative_algorithm"] is None
 
 
 def test_the_parser_rejects_what_it_does_not_know():

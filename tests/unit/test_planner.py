@@ -17,6 +17,7 @@ from qwen3vl_aws.errors import UsageError
 from qwen3vl_aws.gpu_specs import GpuSpec, catalog_gpu
 from qwen3vl_aws.model_profile import (
     BF16_MODEL_ID,
+    EAGLE3_DRAFT_ID,
     FP8_MODEL_ID,
     MODEL_IDS,
     load_profile,
@@ -25,6 +26,8 @@ from qwen3vl_aws.model_profile import (
 from qwen3vl_aws.paths import data_file
 from qwen3vl_aws.planner import (
     ANSWER_TOKENS,
+    DRAFT_DIR_PLACEHOLDER,
+    EAGLE3_STEPS,
     FULL_HD,
     IMAGE_WRAPPER_TOKENS,
     KV_BLOCK_TOKENS,
@@ -427,3 +430,39 @@ def test_an_ec2_answer_overrides_the_catalog():
     plan = plan_serving("g6e.xlarge", gpu=smaller)
     assert plan.gpu.source == "EC2"
     assert plan.max_model_len < plan_serving("g6e.xlarge").max_model_len
+
+
+# --- speculative decoding -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("instance_type", ISSUE_TYPES)
+def test_eagle3_counts_the_draft_and_still_serves_a_1080p_image(instance_type):
+    plain = plan_serving(instance_type)
+    plan = plan_serving(instance_type, speculative="eagle3")
+    profile = load_profile(plan.model_id)
+    assert plan.draft_model_id == EAGLE3_DRAFT_ID
+    assert image_fits(profile, plan.max_model_len, *FULL_HD)
+    # the draft adds a KV layer to every token and its weights to every GPU
+    layers = profile.text.num_layers
+    assert plan.kv_bytes_per_token * layers == kv_bytes_per_token(profile) * (layers + 1)
+    if plan.model_id == plain.model_id:
+        assert plan.reserves.weights > plain.reserves.weights
+        assert plan.kv_tokens < plain.kv_tokens
+    config = json.loads(flag_values(plan.flags)["--speculative-config"])
+    assert config == {
+        "method": "eagle3",
+        "model": DRAFT_DIR_PLACEHOLDER,
+        "num_speculative_tokens": EAGLE3_STEPS,
+    }
+    assert "--speculative-config" not in plain.flags and plain.draft_model_id is None
+
+
+def test_eagle3_on_a_24_gb_card_moves_to_fp8_to_keep_a_1080p_image():
+    plan = plan_serving("g5.xlarge", speculative="eagle3")
+    assert plan.model_id == FP8_MODEL_ID
+    assert "EAGLE3" in "\n".join(plan.explanation)
+
+
+def test_an_unknown_speculative_method_is_a_usage_error():
+    with pytest.raises(UsageError, match="--speculative medusa is not offered"):
+        plan_serving("g6e.xlarge", speculative="medusa")

@@ -150,6 +150,7 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
             results.append({"flags": flags, "error": f"{type(exc).__name__}: {exc}"})
             continue
         mm = config.model_config.multimodal_config
+        spec = config.speculative_config
         results.append(
             {
                 "flags": flags,
@@ -157,12 +158,21 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
                 "mm_encoder_tp_mode": mm.mm_encoder_tp_mode,
                 "max_model_len": config.model_config.max_model_len,
                 "gpu_memory_utilization": config.cache_config.gpu_memory_utilization,
+                "kv_cache_memory_bytes": config.cache_config.kv_cache_memory_bytes,
+                "kv_cache_dtype": config.cache_config.cache_dtype,
                 "max_num_seqs": config.scheduler_config.max_num_seqs,
                 "max_num_batched_tokens": config.scheduler_config.max_num_batched_tokens,
                 "enable_prefix_caching": config.cache_config.enable_prefix_caching,
                 "enable_chunked_prefill": config.scheduler_config.enable_chunked_prefill,
                 "video_limit": mm.get_limit_per_prompt("video"),
                 "mm_processor_kwargs": mm.mm_processor_kwargs,
+                "speculative": spec
+                and {
+                    "method": spec.method,
+                    "num_speculative_tokens": spec.num_speculative_tokens,
+                    "draft_model": spec.draft_model_config.model,
+                    "draft_architectures": spec.draft_model_config.architectures,
+                },
             }
         )
     return results

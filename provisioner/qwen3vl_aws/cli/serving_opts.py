@@ -35,6 +35,7 @@ SERVING_OPTION_NAMES = (
     "max_num_seqs",
     "max_num_batched_tokens",
     "video",
+    "speculative",
 )
 
 _OPTIONS = (
@@ -79,6 +80,12 @@ _OPTIONS = (
         default=False,
         show_default=True,
         help="Accept video inputs (they need a larger vision reserve).",
+    ),
+    click.option(
+        "--speculative",
+        type=click.Choice(("eagle3",)),
+        help="Speculative decoding with the EAGLE3 draft taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3 "
+        "(downloaded with the model; its memory is counted).",
     ),
 )
 
