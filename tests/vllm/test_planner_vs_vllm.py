@@ -277,6 +277,8 @@ def test_vllm_takes_the_eagle3_draft_on_qwen3_vl(eagle3_draft, instance_type):
         "method": "eagle3",
         "num_speculative_tokens": EAGLE3_STEPS,
         "draft_model": eagle3_draft,
-        "draft_architectures": ["Eagle3LlamaForCausalLM"],
+        "draft_class": "Eagle3LlamaForCausalLM",
+        "target_class": "Qwen3VLForConditionalGeneration",
+        "target_supports_eagle3": True,
     }
     assert resolved["kv_cache_memory_bytes"] == plan.kv_cache_bytes_per_gpu

@@ -166,16 +166,31 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
                 "enable_chunked_prefill": config.scheduler_config.enable_chunked_prefill,
                 "video_limit": mm.get_limit_per_prompt("video"),
                 "mm_processor_kwargs": mm.mm_processor_kwargs,
-                "speculative": spec
-                and {
-                    "method": spec.method,
-                    "num_speculative_tokens": spec.num_speculative_tokens,
-                    "draft_model": spec.draft_model_config.model,
-                    "draft_architectures": spec.draft_model_config.architectures,
-                },
+                "speculative": spec and _speculative(config),
             }
         )
     return results
+
+
+def _speculative(config) -> dict:
+    """The speculative method, and the model classes vLLM resolves for the draft and target."""
+    from vllm.model_executor.models import ModelRegistry
+    from vllm.model_executor.models.interfaces import supports_eagle3
+
+    spec = config.speculative_config
+    draft = spec.draft_model_config
+    draft_cls, _ = ModelRegistry.resolve_model_cls(draft.architectures, draft)
+    target_cls, _ = ModelRegistry.resolve_model_cls(
+        config.model_config.architectures, config.model_config
+    )
+    return {
+        "method": spec.method,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "draft_model": draft.model,
+        "draft_class": draft_cls.__name__,
+        "target_class": target_cls.__name__,
+        "target_supports_eagle3": supports_eagle3(target_cls),
+    }
 
 
 def image_tokens(model_dir: str, flags: list[str], sizes: list[str]) -> dict:
