@@ -45,24 +45,19 @@ LOG_PATTERNS = {
 }
 
 
-def gpu_used_mib() -> int:
+def nvidia_smi_mib(field: str) -> int:
+    """One memory figure of the (only) GPU in MiB, e.g. ``memory.used``."""
     out = subprocess.run(
-        ["nvidia-smi", "--query-gpu=memory.used,memory.total", "--format=csv,noheader,nounits"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return int(out.split(",")[0])
-
-
-def gpu_total_mib() -> int:
-    out = subprocess.run(
-        ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+        ["nvidia-smi", f"--query-gpu={field}", "--format=csv,noheader,nounits"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     return int(out.strip())
+
+
+def gpu_used_mib() -> int:
+    return nvidia_smi_mib("memory.used")
 
 
 class Poller(threading.Thread):
@@ -228,7 +223,7 @@ def main() -> None:
     runs = json.loads(Path(sys.argv[1]).read_text())
     out = Path(sys.argv[2])
     os.environ.setdefault("VLLM_USE_FLASHINFER_SAMPLER", "0")
-    total = gpu_total_mib()
+    total = nvidia_smi_mib("memory.total")
     poller = Poller()
     poller.start()
     results = {"gpu_total_mib": total, "runs": []}
