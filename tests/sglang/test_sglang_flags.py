@@ -16,17 +16,22 @@ from pathlib import Path
 import pytest
 from qwen3vl_aws.catalog import instance_types
 from qwen3vl_aws.engine_flags import mem_fraction_static, sglang_flags
-from qwen3vl_aws.model_profile import FP8_MODEL_ID
+from qwen3vl_aws.model_profile import FP8_MODEL_ID, load_profile, profile_dir_name
+from qwen3vl_aws.paths import data_file
 from qwen3vl_aws.planner import (
     DRAFT_DIR_PLACEHOLDER,
     EAGLE3_DRAFT_TOKENS,
     EAGLE3_STEPS,
     EAGLE3_TOPK,
+    FULL_HD,
     ServingPlan,
+    image_tokens,
     plan_serving,
 )
 from qwen3vl_aws.versions import pinned_versions
 from venv_script import run_for_result
+
+from rig.vllm import vllm_python
 
 pytestmark = pytest.mark.slow
 
@@ -112,3 +117,26 @@ def test_the_parser_rejects_what_it_does_not_know():
     """The check above can fail: a vLLM-only flag is an error for SGLang's parser."""
     (result,) = sglang_parse([[*BOOTSTRAP_ARGS, "--max-model-len", "4096"]])
     assert "unrecognized arguments: --max-model-len" in result["error"]
+
+
+def test_the_image_cap_resizes_as_sglang_hands_it_to_transformers():
+    """The rendered --mm-process-config image mapping, passed as SGLang passes it, resizes a
+    1080p image to the plan's cap without transformers' deprecation warning (the transformers
+    of the vLLM venv: the SGLang venv holds only SGLang's argument parser)."""
+    plan = plan_serving("g5.xlarge", max_model_len=2048)
+    profile = load_profile(plan.model_id)
+    flags = sglang_flags(plan)
+    image_config = json.loads(flags[flags.index("--mm-process-config") + 1])["image"]
+    seen = run_for_result(
+        vllm_python(),
+        Path(__file__).resolve().parent / "hf_image_processor.py",
+        str(data_file("models") / profile_dir_name(plan.model_id)),
+        json.dumps(image_config),
+        "1920x1080",
+        timeout=300,
+    )
+    assert seen["image_tokens"] == image_tokens(
+        *FULL_HD, profile, max_pixels=plan.largest_image_pixels
+    )
+    assert seen["image_tokens"] < image_tokens(*FULL_HD, profile)  # the cap did resize
+    assert not [w for w in seen["warnings"] if "max_pixels" in w]
