@@ -272,10 +272,27 @@ def image_budget_overhead() -> int:
     return PROMPT_TOKENS + ANSWER_TOKENS + IMAGE_WRAPPER_TOKENS
 
 
+MAX_ASPECT_RATIO = 200  # Qwen-VL's resize refuses longer sides than this many times the shorter
+
+
 def largest_image_tokens(profile: ModelProfile, max_model_len: int) -> int:
     """Visual tokens of the largest image one request of ``max_model_len`` holds, next to a
-    typical prompt and answer (never more than the preprocessor allows)."""
-    return min(profile.max_image_tokens, max_model_len - image_budget_overhead())
+    typical prompt and answer (never more than the preprocessor allows).
+
+    Only a count that is a real image's grid qualifies: vLLM's Qwen-VL code takes as its image
+    budget the largest count up to the cap whose two closest factors have an aspect ratio of
+    at most 200 (``Qwen2VLProcessingInfo.get_image_size_with_most_features``); 5,374 = 2 x
+    2,687, for one, is not, and vLLM budgets 5,373 = 9 x 597.
+    """
+    tokens = min(profile.max_image_tokens, max_model_len - image_budget_overhead())
+    while tokens > 1 and _closest_factor_ratio(tokens) > MAX_ASPECT_RATIO:
+        tokens -= 1
+    return tokens
+
+
+def _closest_factor_ratio(n: int) -> float:
+    side = next(d for d in range(math.isqrt(n), 0, -1) if n % d == 0)
+    return (n // side) / side
 
 
 def image_fits(profile: ModelProfile, max_model_len: int, width: int, height: int) -> bool:

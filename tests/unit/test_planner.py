@@ -38,6 +38,7 @@ from qwen3vl_aws.planner import (
     image_fits,
     image_tokens,
     kv_bytes_per_token,
+    largest_image_tokens,
     plan_modes,
     plan_serving,
     weight_bytes,
@@ -466,3 +467,16 @@ def test_eagle3_on_a_24_gb_card_moves_to_fp8_to_keep_a_1080p_image():
 def test_an_unknown_speculative_method_is_a_usage_error():
     with pytest.raises(UsageError, match="--speculative medusa is not offered"):
         plan_serving("g6e.xlarge", speculative="medusa")
+
+
+def test_the_image_cap_is_a_count_a_real_image_grid_can_have():
+    """vLLM budgets the largest count up to the cap whose closest factor pair is no longer than
+    200:1; a prime-ish count (2 x 2,687) is not one, so the plan must not promise it."""
+    profile = load_profile(BF16_MODEL_ID)
+    for length in range(4096, 8192, 256):
+        tokens = largest_image_tokens(profile, length)
+        side = max(d for d in range(1, int(tokens**0.5) + 1) if tokens % d == 0)
+        assert tokens // side <= 200 * side
+        assert tokens <= length - (PROMPT_TOKENS + ANSWER_TOKENS + IMAGE_WRAPPER_TOKENS)
+    awkward = 2 * 2687 + PROMPT_TOKENS + ANSWER_TOKENS + IMAGE_WRAPPER_TOKENS
+    assert largest_image_tokens(profile, awkward) < 2 * 2687
