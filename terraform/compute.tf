@@ -6,6 +6,7 @@ module "userdata" {
   secret_arn        = aws_secretsmanager_secret.this.arn
   engine            = var.engine
   model_id          = var.model_id
+  draft_model_id    = var.draft_model_id
   served_model_name = var.served_model_name
   engine_args       = var.engine_args
   public_host       = aws_eip.this.public_ip

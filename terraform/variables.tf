@@ -209,6 +209,17 @@ variable "model_id" {
   default     = "Qwen/Qwen3-VL-8B-Instruct"
 }
 
+variable "draft_model_id" {
+  description = "Hugging Face id of the speculative-decoding draft prefetched beside the model (qwen3vl-aws apply --speculative eagle3 sets it); \"\" for none."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.draft_model_id == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", var.draft_model_id))
+    error_message = "draft_model_id must be empty or look like owner/name."
+  }
+}
+
 variable "served_model_name" {
   description = "Model name clients send in requests."
   type        = string

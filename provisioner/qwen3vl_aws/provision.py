@@ -49,6 +49,7 @@ class ApplyRequest:
     port: int = 443
     engine: str = "vllm"
     model_id: str = "Qwen/Qwen3-VL-8B-Instruct"
+    draft_model_id: str = ""  # a speculative-decoding draft the instance prefetches
     served_model_name: str = "Qwen/Qwen3-VL-8B-Instruct"
     engine_args: list[str] = field(default_factory=list)
     max_image_pixels: int | None = None  # the serving plan's decoded-pixel cap
@@ -78,6 +79,7 @@ class ApplyRequest:
             "port": self.port,
             "engine": self.engine,
             "model_id": self.model_id,
+            "draft_model_id": self.draft_model_id,
             "served_model_name": self.served_model_name,
             "engine_args": self.engine_args,
             "domain": self.domain,
@@ -140,6 +142,7 @@ def prepare(
         request,
         model_id=plan.model_id,
         served_model_name=plan.model_id,
+        draft_model_id=plan.draft_model_id or "",
         engine_args=engine_args(plan, request.engine),
         plan_summary=plan_summary(plan),
         max_image_pixels=plan.max_decoded_pixels,

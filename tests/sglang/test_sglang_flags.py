@@ -15,11 +15,23 @@ from pathlib import Path
 
 import pytest
 from qwen3vl_aws.aws.catalog import instance_types
+from qwen3vl_aws.paths import data_file
 from qwen3vl_aws.serving.engine_flags import mem_fraction_static, sglang_flags
-from qwen3vl_aws.serving.planner import ServingPlan, plan_serving
+from qwen3vl_aws.serving.model_profile import FP8_MODEL_ID, load_profile, profile_dir_name
+from qwen3vl_aws.serving.planner import (
+    DRAFT_DIR_PLACEHOLDER,
+    EAGLE3_DRAFT_TOKENS,
+    EAGLE3_STEPS,
+    EAGLE3_TOPK,
+    FULL_HD,
+    ServingPlan,
+    image_tokens,
+    plan_serving,
+)
+from qwen3vl_aws.serving.versions import pinned_versions
 from venv_script import run_for_result
 
-from rig.versions import pinned_versions
+from rig.vllm import vllm_python
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +65,8 @@ def plans() -> list[ServingPlan]:
     found = [plan_serving(t) for t in sorted(instance_types())]
     found.append(plan_serving("g6e.12xlarge", video=True, max_num_seqs=32))
     found.append(plan_serving("g6.xlarge", max_model_len=20000, gpu_memory_utilization=0.85))
+    found.append(plan_serving("g6.xlarge", model=FP8_MODEL_ID, kv_cache_dtype="fp8"))
+    found.append(plan_serving("g6e.xlarge", speculative="eagle3"))
     return found
 
 
@@ -85,12 +99,47 @@ def test_each_flag_sets_the_plans_value():
         )
         cap = values["mm_process_config"]
         if "--mm-processor-kwargs" in plan.flags:
-            assert cap == {"image": {"max_pixels": plan.largest_image_pixels}}
+            assert cap["image"]["size"]["longest_edge"] == plan.largest_image_pixels
         else:
             assert cap is None
+        assert values["kv_cache_dtype"] == ("fp8_e4m3" if plan.kv_cache_dtype == "fp8" else "auto")
+        if plan.speculative:
+            assert values["speculative_algorithm"] == "EAGLE3"
+            assert values["speculative_draft_model_path"] == DRAFT_DIR_PLACEHOLDER
+            steps = (EAGLE3_STEPS, EAGLE3_TOPK, EAGLE3_DRAFT_TOKENS)
+            assert (
+                values["speculative_num_steps"],
+                values["speculative_eagle_topk"],
+                values["speculative_num_draft_tokens"],
+            ) == steps
+        else:
+            assert values["speculative_algorithm"] is None
 
 
 def test_the_parser_rejects_what_it_does_not_know():
     """The check above can fail: a vLLM-only flag is an error for SGLang's parser."""
     (result,) = sglang_parse([[*BOOTSTRAP_ARGS, "--max-model-len", "4096"]])
     assert "unrecognized arguments: --max-model-len" in result["error"]
+
+
+def test_the_image_cap_resizes_as_sglang_hands_it_to_transformers():
+    """The rendered --mm-process-config image mapping, passed as SGLang passes it, resizes a
+    1080p image to the plan's cap without transformers' deprecation warning (the transformers
+    of the vLLM venv: the SGLang venv holds only SGLang's argument parser)."""
+    plan = plan_serving("g5.xlarge", max_model_len=2048)
+    profile = load_profile(plan.model_id)
+    flags = sglang_flags(plan)
+    image_config = json.loads(flags[flags.index("--mm-process-config") + 1])["image"]
+    seen = run_for_result(
+        vllm_python(),
+        Path(__file__).resolve().parent / "hf_image_processor.py",
+        str(data_file("models") / profile_dir_name(plan.model_id)),
+        json.dumps(image_config),
+        "1920x1080",
+        timeout=300,
+    )
+    assert seen["image_tokens"] == image_tokens(
+        *FULL_HD, profile, max_pixels=plan.largest_image_pixels
+    )
+    assert seen["image_tokens"] < image_tokens(*FULL_HD, profile)  # the cap did resize
+    assert not [w for w in seen["warnings"] if "max_pixels" in w]

@@ -107,6 +107,16 @@ def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path)
     ]
 
 
+def test_an_eagle3_draft_reaches_deploy_env(caller: tuple[Path, Path], tmp_path: Path):
+    draft = "taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3"
+    env_file = tmp_path / "deploy.env"
+    rendered = render(*caller, draft_model_id=draft)
+    env_file.write_text(write_files(rendered.text)["/etc/qwen3vl/deploy.env"]["content"])
+    script = f'set -eu; source {env_file}; printf "%s\\n" "$DRAFT_MODEL_ID"'
+    out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == [draft]
+
+
 def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rendered: Rendered):
     runcmd = yaml.safe_load(rendered.text)["runcmd"]
     assert runcmd == [
@@ -134,6 +144,7 @@ def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rende
         ({"model_cache": "tmpfs"}, 'model_cache must be "ebs" or "instance-store"'),
         ({"max_image_pixels": 1000}, "max_image_pixels must be a whole number between"),
         ({"max_image_pixels": 2.5e8}, "max_image_pixels must be a whole number between"),
+        ({"draft_model_id": "no-owner"}, "draft_model_id must be empty or look like owner/name"),
     ],
 )
 def test_bad_inputs_fail_with_a_clear_message(

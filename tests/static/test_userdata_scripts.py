@@ -17,9 +17,10 @@ import pytest
 from command_stub import NAMES
 from qwen3vl_aws.instance.status import STAGE_NAMES, BootstrapStatus, parse_status
 from qwen3vl_aws.paths import userdata_dir
+from qwen3vl_aws.serving.planner import DRAFT_DIR_PLACEHOLDER, plan_serving
+from qwen3vl_aws.serving.versions import pinned_versions
 
 from rig.gateway import install_instance
-from rig.versions import pinned_versions
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "command_stub.py"
@@ -218,6 +219,24 @@ def test_engine_launcher_passes_the_flags_intact(tmp_path: Path):
     ]  # fmt: skip
 
 
+def test_the_eagle3_drafts_directory_reaches_the_engine(tmp_path: Path):
+    """apply --speculative eagle3: the plan names the draft's directory with a placeholder; the
+    bootstrap fills in where it downloads the draft, next to the model."""
+    plan = plan_serving("g6e.xlarge", speculative="eagle3")
+    root = render(
+        tmp_path,
+        ENGINE_ARGS=" ".join(plan.flags),
+        DRAFT_MODEL_ID=plan.draft_model_id,
+    )
+    engine_env = (root / "etc/qwen3vl/engine.env").read_text()
+    draft_dir = f"{root}/nvme/models/{plan.draft_model_id}"
+    assert DRAFT_DIR_PLACEHOLDER not in engine_env
+    config = json.loads(
+        re.search(r"--speculative-config (\S+)", engine_env).group(1)  # type: ignore[union-attr]
+    )
+    assert config["model"] == draft_dir
+
+
 def test_sglang_engine_gets_its_own_entrypoint(tmp_path: Path):
     root = render(tmp_path, ENGINE="sglang", ENGINE_ARGS="--mem-fraction-static 0.85")
     engine_env = (root / "etc/qwen3vl/engine.env").read_text()
@@ -258,11 +277,11 @@ def stub_path(tmp_path: Path) -> Path:
     return bin_dir
 
 
-def installed_instance(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+def installed_instance(tmp_path: Path, **overrides: str) -> tuple[Path, Path, Path, Path]:
     """An instance root holding the installed user-data, and stubs for the tools the bootstrap
     runs: (root, the stubs' bin directory, their call log, their state directory)."""
     root = tmp_path / "root"
-    install_instance(root, settings(root))
+    install_instance(root, settings(root, **overrides))
     state = tmp_path / "stub-state"
     state.mkdir()
     return root, stub_path(tmp_path), tmp_path / "calls.jsonl", state
@@ -351,6 +370,25 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert_all_stages_done(root)
     assert [c for c in second if CHANGING.match(c)] == []
     assert snapshot(root) == before
+
+
+@pytest.mark.slow
+def test_an_eagle3_draft_is_downloaded_once_beside_the_model(tmp_path: Path):
+    plan = plan_serving("g6e.xlarge", speculative="eagle3")
+    root, stubs, log, state = installed_instance(
+        tmp_path, DRAFT_MODEL_ID=plan.draft_model_id, ENGINE_ARGS=" ".join(plan.flags)
+    )
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    draft_dir = root / "nvme/models" / plan.draft_model_id
+    fetches = [c for c in calls(log) if c.startswith("hf download")]
+    assert f"hf download {plan.draft_model_id} --local-dir {draft_dir} --quiet" in fetches
+    assert (draft_dir / ".qwen3vl-complete").is_file()
+    engine_env = (root / "etc/qwen3vl/engine.env").read_text()
+    assert f'"model":"{draft_dir}"' in engine_env
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not [c for c in calls(log) if c.startswith("hf download")]
 
 
 @pytest.mark.slow

@@ -7,8 +7,7 @@ import subprocess
 import pytest
 from qwen3vl_aws.errors import Qwen3vlError
 from qwen3vl_aws.paths import userdata_dir
-
-from rig.versions import parse_versions, pinned_versions
+from qwen3vl_aws.serving.versions import parse_versions, pinned_versions
 
 
 def test_pins_the_contract_versions():

@@ -22,6 +22,7 @@ module "userdata" {
   secret_arn            = var.inputs.secret_arn
   engine                = var.inputs.engine
   model_id              = var.inputs.model_id
+  draft_model_id        = var.inputs.draft_model_id
   served_model_name     = var.inputs.served_model_name
   engine_args           = var.inputs.engine_args
   public_host           = var.inputs.public_host
@@ -48,6 +49,7 @@ DEFAULT_INPUTS: dict[str, object] = {
     "secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:qwen3vl/api-key-AbCdEf",
     "engine": "vllm",
     "model_id": "Qwen/Qwen3-VL-8B-Instruct",
+    "draft_model_id": "",
     "served_model_name": "Qwen/Qwen3-VL-8B-Instruct",
     "engine_args": [],
     "public_host": "203.0.113.10",

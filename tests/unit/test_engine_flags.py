@@ -61,7 +61,15 @@ def test_single_gpu_plan_in_sglang_terms():
             {"image": plan.max_images_per_prompt, "video": 0}, separators=(",", ":")
         ),
         "--mm-process-config": json.dumps(
-            {"image": {"max_pixels": plan.largest_image_pixels}}, separators=(",", ":")
+            {
+                "image": {
+                    "size": {
+                        "longest_edge": plan.largest_image_pixels,
+                        "shortest_edge": load_profile(plan.model_id).min_pixels,
+                    }
+                }
+            },
+            separators=(",", ":"),
         ),
     }
 
@@ -86,8 +94,7 @@ def test_video_lifts_the_video_limit_and_overrides_carry_over():
 
 def test_static_fraction_is_weights_plus_kv_cache_over_gpu_memory():
     plan = plan_serving("g6e.xlarge", gpu_memory_utilization=0.8)
-    kv_cache = plan.usable_bytes_per_gpu - plan.reserves.total
-    exact = (plan.reserves.weights + kv_cache) / plan.gpu.memory_bytes
+    exact = (plan.reserves.weights + plan.kv_cache_bytes_per_gpu) / plan.gpu.memory_bytes
     fraction = mem_fraction_static(plan)
     assert fraction == math.floor(exact * 100) / 100
     # activations, the vision encoder and the runtime stay outside SGLang's static pools

@@ -18,6 +18,7 @@ from qwen3vl_aws.paths import data_file
 from qwen3vl_aws.serving.gpu_specs import GpuSpec, catalog_gpu
 from qwen3vl_aws.serving.model_profile import (
     BF16_MODEL_ID,
+    EAGLE3_DRAFT_ID,
     FP8_MODEL_ID,
     MODEL_IDS,
     load_profile,
@@ -25,19 +26,24 @@ from qwen3vl_aws.serving.model_profile import (
 )
 from qwen3vl_aws.serving.planner import (
     ANSWER_TOKENS,
+    DRAFT_DIR_PLACEHOLDER,
+    EAGLE3_STEPS,
     FULL_HD,
     IMAGE_WRAPPER_TOKENS,
     KV_BLOCK_TOKENS,
     MIN_FULL_LENGTH_REQUESTS,
+    MODES,
     PROMPT_TOKENS,
     Budget,
     image_fits,
     image_tokens,
     kv_bytes_per_token,
+    largest_image_tokens,
+    plan_modes,
     plan_serving,
-    usable_bytes,
     weight_bytes,
 )
+from qwen3vl_aws.serving.vllm_memory import HEADROOM_BYTES
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "qwen3-vl-8b-instruct"
 
@@ -191,11 +197,15 @@ def test_every_issue_type_gets_a_plan_that_serves_a_1080p_image(instance_type):
 @pytest.mark.parametrize("instance_type", sorted(instance_types()))
 def test_memory_adds_up(instance_type):
     plan = plan_serving(instance_type)
-    kv_cache = plan.usable_bytes_per_gpu - plan.reserves.total
+    left = plan.usable_bytes_per_gpu - plan.reserves.total
     per_gpu = kv_bytes_per_token(load_profile(plan.model_id), plan.tensor_parallel_size)
-    assert plan.kv_tokens * per_gpu <= kv_cache < (plan.kv_tokens + KV_BLOCK_TOKENS) * per_gpu
-    assert plan.usable_bytes_per_gpu == usable_bytes(plan.gpu, plan.gpu_memory_utilization)
-    assert plan.usable_bytes_per_gpu <= plan.gpu.memory_bytes
+    assert plan.kv_cache_bytes_per_gpu == plan.kv_tokens * per_gpu
+    assert plan.kv_cache_bytes_per_gpu <= left < (plan.kv_tokens + KV_BLOCK_TOKENS) * per_gpu
+    # the whole process stays inside the card less the stated headroom
+    assert plan.usable_bytes_per_gpu == plan.gpu.memory_bytes - HEADROOM_BYTES
+    assert plan.process_bytes_per_gpu <= plan.usable_bytes_per_gpu
+    # --gpu-memory-utilization (vLLM's start-up check) is the budget's share, rounded down
+    assert plan.gpu_memory_utilization <= plan.usable_bytes_per_gpu / plan.gpu.memory_bytes
 
 
 #: The userdata module's contract for engine_args (terraform/modules/userdata/variables.tf):
@@ -221,7 +231,11 @@ def test_flags_fit_the_engine_args_contract(instance_type, video):
 def test_image_cap_flag_matches_the_largest_image():
     plan = plan_serving("g5.xlarge")
     kwargs = json.loads(flag_values(plan.flags)["--mm-processor-kwargs"])
-    assert kwargs == {"images_kwargs": {"max_pixels": plan.largest_image_pixels}}
+    size = kwargs["images_kwargs"]["size"]
+    assert size == {
+        "longest_edge": plan.largest_image_pixels,
+        "shortest_edge": load_profile(plan.model_id).min_pixels,
+    }
     big = plan_serving("g6e.48xlarge")  # the whole preprocessor range fits: no cap needed
     assert "--mm-processor-kwargs" not in big.flags
     assert big.largest_image_pixels == load_profile(big.model_id).max_pixels
@@ -239,9 +253,12 @@ def test_explanation_walks_through_the_arithmetic():
         "--mm-encoder-tp-mode data",
         "--limit-mm-per-prompt.video 0",
         FP8_MODEL_ID,
+        "--kv-cache-memory-bytes",
+        "vLLM 0.32.0",
     ):
         assert fragment in text
-    assert "FP8" not in "\n".join(plan_serving("g5.xlarge").explanation)
+    assert "Marlin" in "\n".join(plan_serving("g5.xlarge", model=FP8_MODEL_ID).explanation)
+    assert "Marlin" not in "\n".join(plan_serving("g6.xlarge", model=FP8_MODEL_ID).explanation)
 
 
 def test_json_has_what_scripts_read():
@@ -311,15 +328,23 @@ def test_longer_context_never_leaves_more_kv_tokens():
 # --- overrides ------------------------------------------------------------------------------------
 
 
-def test_a_context_bf16_cannot_hold_switches_to_fp8_on_l4():
-    bf16_limit = Budget(
-        catalog_gpu("g6.xlarge"), load_profile(BF16_MODEL_ID), 1, 0.9, 256, 4096, False
-    ).longest(1, step=KV_BLOCK_TOKENS)
-    plan = plan_serving("g6.xlarge", max_model_len=bf16_limit + 1024)
-    assert plan.model_id == FP8_MODEL_ID
+@pytest.mark.parametrize("instance_type", ["g5.xlarge", "g6.xlarge"])
+def test_a_context_bf16_cannot_hold_switches_to_fp8_then_to_an_fp8_kv_cache(instance_type):
+    gpu = catalog_gpu(instance_type)
+    bf16_limit = Budget(gpu, load_profile(BF16_MODEL_ID), 1, None, 256, 4096, False).longest(
+        1, step=KV_BLOCK_TOKENS
+    )
+    fp8_limit = Budget(gpu, load_profile(FP8_MODEL_ID), 1, None, 256, 4096, False).longest(
+        1, step=KV_BLOCK_TOKENS
+    )
+    plan = plan_serving(instance_type, max_model_len=bf16_limit + 1024)
+    assert (plan.model_id, plan.kv_cache_dtype) == (FP8_MODEL_ID, "auto")
     assert plan.max_model_len == bf16_limit + 1024
-    assert "FP8 chosen" in plan.explanation[-1]
-    assert plan_serving("g6.xlarge", max_model_len=bf16_limit).model_id == BF16_MODEL_ID
+    assert f"Also possible: {BF16_MODEL_ID} (BF16)" in "\n".join(plan.explanation)
+    assert plan_serving(instance_type, max_model_len=bf16_limit).model_id == BF16_MODEL_ID
+    longer = plan_serving(instance_type, max_model_len=fp8_limit + 1024)
+    assert (longer.model_id, longer.kv_cache_dtype) == (FP8_MODEL_ID, "fp8")
+    assert flag_values(longer.flags)["--kv-cache-dtype"] == "fp8"
 
 
 def test_too_long_a_context_says_what_would_fit():
@@ -327,19 +352,18 @@ def test_too_long_a_context_says_what_would_fit():
         plan_serving("g6.xlarge", max_model_len=250_000)
     message = str(err.value)
     fits = [int(n) for n in re.findall(r"fits up to --max-model-len (\d+)", message)]
-    assert len(fits) == 2  # BF16 and FP8
-    for model, fit in zip(MODEL_IDS, fits, strict=True):
-        assert plan_serving("g6.xlarge", model=model, max_model_len=fit).max_model_len == fit
+    assert len(fits) == len(MODES)  # BF16, FP8, FP8 with an FP8 KV cache
+    for (model, kv_dtype), fit in zip(MODES, fits, strict=True):
+        mode = {"model": model, "kv_cache_dtype": kv_dtype}
+        assert plan_serving("g6.xlarge", max_model_len=fit, **mode).max_model_len == fit
         with pytest.raises(UsageError):
-            plan_serving("g6.xlarge", model=model, max_model_len=fit + KV_BLOCK_TOKENS)
+            plan_serving("g6.xlarge", max_model_len=fit + KV_BLOCK_TOKENS, **mode)
 
 
-def test_a10g_has_no_fp8():
-    with pytest.raises(UsageError, match="FP8"):
-        plan_serving("g5.xlarge", model=FP8_MODEL_ID)
-    with pytest.raises(UsageError) as err:
-        plan_serving("g5.xlarge", max_model_len=60_000)
-    assert FP8_MODEL_ID not in str(err.value)
+@pytest.mark.parametrize("instance_type", ["g5.xlarge", "g5.2xlarge", "g6.xlarge", "g6.2xlarge"])
+def test_every_single_24_gb_gpu_offers_32k_in_some_mode(instance_type):
+    longest = [mode.plan.max_model_len for mode in plan_modes(instance_type) if mode.plan]
+    assert max(longest) >= 32 * 1024
 
 
 @pytest.mark.parametrize(
@@ -374,6 +398,7 @@ def test_explicit_overrides_reach_the_flags():
     assert flags["--max-model-len"] == "32768"
     assert flags["--tensor-parallel-size"] == "2"
     assert flags["--gpu-memory-utilization"] == "0.85"
+    assert plan.usable_bytes_per_gpu == int(plan.gpu.memory_bytes * 0.85)
     assert flags["--max-num-seqs"] == "64"
     assert flags["--max-num-batched-tokens"] == "2048"
     assert "as asked" in "\n".join(plan.explanation)
@@ -393,18 +418,12 @@ def test_video_lifts_the_video_limit_and_costs_vision_memory():
     )
 
 
-def test_when_bf16_has_no_room_at_all_fp8_takes_over_on_l4():
-    with pytest.raises(UsageError):
+def test_when_bf16_has_no_room_at_all_fp8_takes_over():
+    with pytest.raises(UsageError, match="drop --video"):
         plan_serving("g6.xlarge", model=BF16_MODEL_ID, video=True)
     plan = plan_serving("g6.xlarge", video=True)
     assert plan.model_id == FP8_MODEL_ID
-    assert plan.explanation[-1] == f"FP8 chosen: {BF16_MODEL_ID} (BF16) does not fit here."
-
-
-def test_video_on_a_24_gb_gpu_says_to_drop_it():
-    plan_serving("g5.xlarge")
-    with pytest.raises(UsageError, match="drop --video"):
-        plan_serving("g5.xlarge", video=True)
+    assert f"{BF16_MODEL_ID} (BF16) does not fit" in "\n".join(plan.explanation)
 
 
 def test_an_ec2_answer_overrides_the_catalog():
@@ -412,3 +431,52 @@ def test_an_ec2_answer_overrides_the_catalog():
     plan = plan_serving("g6e.xlarge", gpu=smaller)
     assert plan.gpu.source == "EC2"
     assert plan.max_model_len < plan_serving("g6e.xlarge").max_model_len
+
+
+# --- speculative decoding -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("instance_type", ISSUE_TYPES)
+def test_eagle3_counts_the_draft_and_still_serves_a_1080p_image(instance_type):
+    plain = plan_serving(instance_type)
+    plan = plan_serving(instance_type, speculative="eagle3")
+    profile = load_profile(plan.model_id)
+    assert plan.draft_model_id == EAGLE3_DRAFT_ID
+    assert image_fits(profile, plan.max_model_len, *FULL_HD)
+    # the draft adds a KV layer to every token and its weights to every GPU
+    layers = profile.text.num_layers
+    assert plan.kv_bytes_per_token * layers == kv_bytes_per_token(profile) * (layers + 1)
+    if plan.model_id == plain.model_id:
+        assert plan.reserves.weights > plain.reserves.weights
+        assert plan.kv_tokens < plain.kv_tokens
+    config = json.loads(flag_values(plan.flags)["--speculative-config"])
+    assert config == {
+        "method": "eagle3",
+        "model": DRAFT_DIR_PLACEHOLDER,
+        "num_speculative_tokens": EAGLE3_STEPS,
+    }
+    assert "--speculative-config" not in plain.flags and plain.draft_model_id is None
+
+
+def test_eagle3_on_a_24_gb_card_moves_to_fp8_to_keep_a_1080p_image():
+    plan = plan_serving("g5.xlarge", speculative="eagle3")
+    assert plan.model_id == FP8_MODEL_ID
+    assert "EAGLE3" in "\n".join(plan.explanation)
+
+
+def test_an_unknown_speculative_method_is_a_usage_error():
+    with pytest.raises(UsageError, match="--speculative medusa is not offered"):
+        plan_serving("g6e.xlarge", speculative="medusa")
+
+
+def test_the_image_cap_is_a_count_a_real_image_grid_can_have():
+    """vLLM budgets the largest count up to the cap whose closest factor pair is no longer than
+    200:1; a prime-ish count (2 x 2,687) is not one, so the plan must not promise it."""
+    profile = load_profile(BF16_MODEL_ID)
+    for length in range(4096, 8192, 256):
+        tokens = largest_image_tokens(profile, length)
+        side = max(d for d in range(1, int(tokens**0.5) + 1) if tokens % d == 0)
+        assert tokens // side <= 200 * side
+        assert tokens <= length - (PROMPT_TOKENS + ANSWER_TOKENS + IMAGE_WRAPPER_TOKENS)
+    awkward = 2 * 2687 + PROMPT_TOKENS + ANSWER_TOKENS + IMAGE_WRAPPER_TOKENS
+    assert largest_image_tokens(profile, awkward) < 2 * 2687

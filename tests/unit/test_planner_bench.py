@@ -29,7 +29,11 @@ def test_json_covers_every_type_and_1080p_fits_only_with_the_plan(capsys):
         assert plan["fits_1080p"] and not default["fits_1080p"]
         assert default["max_model_len"] == bench.OLD_MAX_MODEL_LEN < plan["max_model_len"]
         assert plan["max_model_len"] == plan_serving(row["instance_type"]).max_model_len
-        assert plan["concurrency"] >= 1 and default["concurrency"] >= 1
+        assert plan["concurrency"] >= 1
+        # the old flags over-ran an A10G's memory on the real GPU (bench/gpu-measurements.md):
+        # within 0.95 of a 24 GB card the calibrated model leaves them no KV cache either
+        if row["gpus"].endswith("A10G") or row["gpus"].endswith("L4"):
+            assert default["kv_tokens"] == 0
 
 
 def test_table_prints_both_rows_per_type(capsys):

@@ -12,9 +12,10 @@ from qwen3vl_aws.cli import cli
 from qwen3vl_aws.cli.serving_opts import serving_options
 from qwen3vl_aws.errors import UsageError
 from qwen3vl_aws.serving.engine_flags import sglang_flags, translation_note
-from qwen3vl_aws.serving.model_profile import FP8_MODEL_ID
+from qwen3vl_aws.serving.model_profile import BF16_MODEL_ID, FP8_MODEL_ID
 from qwen3vl_aws.serving.overrides import ServingOverrides
-from qwen3vl_aws.serving.planner import plan_serving
+from qwen3vl_aws.serving.planner import plan_modes, plan_serving
+from qwen3vl_aws.serving.versions import pinned_versions
 
 
 def run(*args: str):
@@ -26,8 +27,20 @@ def test_json_is_the_plan():
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
     plan = plan_serving("g6.12xlarge")
-    expected = {**plan.to_json(), "engine": "vllm", "engine_args": plan.flags}
+    modes = [mode.to_json() for mode in plan_modes("g6.12xlarge")]
+    expected = {**plan.to_json(), "engine": "vllm", "engine_args": plan.flags, "modes": modes}
     assert doc == json.loads(json.dumps(expected))
+    assert doc["vllm_version"] == pinned_versions()["VLLM_VERSION"]
+    assert [m["mode"] for m in doc["modes"]] == ["bf16", "fp8", "fp8 + fp8 kv"]
+
+
+def test_table_shows_the_modes_side_by_side_and_the_vllm_version():
+    result = run("-t", "g5.xlarge", "--offline")
+    assert result.exit_code == 0, result.output
+    table = result.output.split("Modes on g5.xlarge", 1)[1].split("How it is worked out", 1)[0]
+    for mode in plan_modes("g5.xlarge"):
+        assert mode.mode in table and f"{mode.plan.max_model_len:,}" in table
+    assert f"{pinned_versions()['VLLM_VERSION']} (pinned" in result.output
 
 
 def test_table_shows_the_arithmetic_and_the_flags():
@@ -76,7 +89,7 @@ def test_overrides_are_passed_through():
     ("args", "message"),
     [
         (["-t", "g6.xlarge", "--max-model-len", "250000"], "does not fit on g6.xlarge"),
-        (["-t", "g5.xlarge", "--model", FP8_MODEL_ID], "needs a GPU with FP8 support"),
+        (["-t", "g5.xlarge", "--model", BF16_MODEL_ID, "--video"], "drop --video"),
         (["-t", "p4d.24xlarge"], "Unsupported instance type 'p4d.24xlarge'"),
     ],
 )

@@ -24,6 +24,8 @@ from qwen3vl_aws.serving.model_profile import (
     profile_dir_name,
 )
 from qwen3vl_aws.serving.planner import (
+    DRAFT_DIR_PLACEHOLDER,
+    EAGLE3_STEPS,
     FULL_HD,
     ServingPlan,
     image_tokens,
@@ -32,9 +34,9 @@ from qwen3vl_aws.serving.planner import (
     plan_serving,
     weight_bytes,
 )
+from qwen3vl_aws.serving.versions import pinned_versions
 from venv_script import run_for_result
 
-from rig.versions import pinned_versions
 from rig.vllm import VllmRigError, build_tiny_model, vllm_python
 
 ACCOUNTING = Path(__file__).resolve().parent / "vllm_accounting.py"
@@ -124,8 +126,8 @@ def every_plan() -> list[ServingPlan]:
         plans.append(plan_serving(name))
         if row.gpu_memory_mib > 40_000 or row.gpu_count > 1:
             plans.append(plan_serving(name, video=True))
-        if row.gpu_name in ("L4", "L40S"):
-            plans.append(plan_serving(name, model=MODEL_IDS[1]))
+        plans.append(plan_serving(name, model=MODEL_IDS[1]))  # Marlin on the A10G
+        plans.append(plan_serving(name, model=MODEL_IDS[1], kv_cache_dtype="fp8"))
     plans.append(plan_serving("g6.xlarge", max_model_len=30_000))  # FP8 by necessity
     plans.append(
         plan_serving(
@@ -154,6 +156,8 @@ def test_every_flag_set_is_accepted_by_vllm(model_id):
         )
         assert resolved["max_model_len"] == plan.max_model_len
         assert resolved["gpu_memory_utilization"] == plan.gpu_memory_utilization
+        assert resolved["kv_cache_memory_bytes"] == plan.kv_cache_bytes_per_gpu
+        assert resolved["kv_cache_dtype"] == plan.kv_cache_dtype
         assert resolved["max_num_seqs"] == plan.max_num_seqs
         assert resolved["max_num_batched_tokens"] == plan.max_num_batched_tokens
         assert resolved["enable_prefix_caching"] and resolved["enable_chunked_prefill"]
@@ -161,9 +165,8 @@ def test_every_flag_set_is_accepted_by_vllm(model_id):
         assert resolved["image_limit"] == plan.max_images_per_prompt
         profile = load_profile(plan.model_id)
         if plan.largest_image_pixels < profile.max_pixels:
-            assert resolved["mm_processor_kwargs"] == {
-                "images_kwargs": {"max_pixels": plan.largest_image_pixels}
-            }
+            size = resolved["mm_processor_kwargs"]["images_kwargs"]["size"]
+            assert size["longest_edge"] == plan.largest_image_pixels
         else:
             assert resolved["mm_processor_kwargs"] is None
 
@@ -194,3 +197,94 @@ def test_image_tokens_agree_with_vllms_processor(tiny_model, instance_type):
     for width, height in sizes:
         expected = image_tokens(width, height, profile, max_pixels=plan.largest_image_pixels)
         assert counted["image_tokens"][f"{width}x{height}"] == expected
+
+
+#: The forms an image cap can take in --mm-processor-kwargs; the plan renders the last.
+CAP_FORMS = {
+    "flat max_pixels": lambda cap, low: {"max_pixels": cap},
+    "scoped max_pixels": lambda cap, low: {"images_kwargs": {"max_pixels": cap}},
+    "scoped size": lambda cap, low: {
+        "images_kwargs": {"size": {"longest_edge": cap, "shortest_edge": low}}
+    },
+}
+
+
+@pytest.mark.parametrize("form", sorted(CAP_FORMS))
+def test_the_pinned_qwen3_vl_code_honours_the_image_cap(tiny_model, form):
+    """Through vLLM's own multimodal processor: the budget it profiles with, and the visual
+    tokens a real 1080p image gets (resize, HF processor, prompt update)."""
+    plan = plan_serving("g5.xlarge", max_model_len=2048)  # a cap below a 1080p image
+    profile = load_profile(plan.model_id)
+    assert image_tokens(*FULL_HD, profile) > plan.largest_image_tokens
+    kwargs = CAP_FORMS[form](plan.largest_image_pixels, profile.min_pixels)
+    seen = vllm("image-cap", tiny_model, json.dumps(kwargs), "1920x1080")
+    assert seen["max_image_tokens"] == plan.largest_image_tokens
+    assert seen["image_tokens"] == image_tokens(
+        *FULL_HD, profile, max_pixels=plan.largest_image_pixels
+    )
+    deprecated = [w for w in seen["warnings"] if "max_pixels" in w and "5.23" in w]
+    assert bool(deprecated) == (form != "scoped size")
+
+
+def test_the_plan_renders_the_cap_in_the_form_that_is_not_deprecated():
+    plan = plan_serving("g5.xlarge", max_model_len=2048)
+    profile = load_profile(plan.model_id)
+    rendered = json.loads(plan.flags[plan.flags.index("--mm-processor-kwargs") + 1])
+    assert rendered == CAP_FORMS["scoped size"](plan.largest_image_pixels, profile.min_pixels)
+
+
+def test_without_a_cap_the_whole_preprocessor_range_is_the_budget(tiny_model):
+    seen = vllm("image-cap", tiny_model, "null", "1920x1080")
+    profile = load_profile(BF16_MODEL_ID)
+    assert seen["max_image_tokens"] == profile.max_image_tokens
+    assert seen["image_tokens"] == image_tokens(*FULL_HD, profile)
+
+
+@pytest.fixture(scope="module")
+def eagle3_draft(tmp_path_factory) -> str:
+    """A directory shaped like the EAGLE3 draft's (its config only: the engine config reads
+    nothing else), sized for this target as the planner counts it."""
+    target = json.loads(
+        (data_file("models") / profile_dir_name(BF16_MODEL_ID) / "config.json").read_text()
+    )["text_config"]
+    draft = tmp_path_factory.mktemp("eagle3-draft")
+    config = {
+        "architectures": ["LlamaForCausalLMEagle3"],
+        "model_type": "llama",
+        "num_hidden_layers": 1,
+        **{
+            k: target[k]
+            for k in (
+                "hidden_size",
+                "intermediate_size",
+                "num_attention_heads",
+                "num_key_value_heads",
+                "head_dim",
+                "vocab_size",
+                "max_position_embeddings",
+                "rms_norm_eps",
+            )
+        },
+        "torch_dtype": "bfloat16",
+    }
+    (draft / "config.json").write_text(json.dumps(config))
+    return str(draft)
+
+
+@pytest.mark.parametrize("instance_type", ["g5.xlarge", "g6e.xlarge"])
+def test_vllm_takes_the_eagle3_draft_on_qwen3_vl(eagle3_draft, instance_type):
+    """The pinned vLLM builds its engine config with the plan's speculative flags (the draft
+    directory the bootstrap fills in standing in for the placeholder)."""
+    plan = plan_serving(instance_type, speculative="eagle3")
+    flags = [f.replace(DRAFT_DIR_PLACEHOLDER, eagle3_draft) for f in plan.flags]
+    (resolved,) = vllm("flags", model_dir(plan.model_id), json.dumps([flags]))
+    assert "error" not in resolved, resolved.get("error")
+    assert resolved["speculative"] == {
+        "method": "eagle3",
+        "num_speculative_tokens": EAGLE3_STEPS,
+        "draft_model": eagle3_draft,
+        "draft_class": "Eagle3LlamaForCausalLM",
+        "target_class": "Qwen3VLForConditionalGeneration",
+        "target_supports_eagle3": True,
+    }
+    assert resolved["kv_cache_memory_bytes"] == plan.kv_cache_bytes_per_gpu

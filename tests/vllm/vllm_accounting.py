@@ -150,6 +150,7 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
             results.append({"flags": flags, "error": f"{type(exc).__name__}: {exc}"})
             continue
         mm = config.model_config.multimodal_config
+        spec = config.speculative_config
         results.append(
             {
                 "flags": flags,
@@ -157,6 +158,8 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
                 "mm_encoder_tp_mode": mm.mm_encoder_tp_mode,
                 "max_model_len": config.model_config.max_model_len,
                 "gpu_memory_utilization": config.cache_config.gpu_memory_utilization,
+                "kv_cache_memory_bytes": config.cache_config.kv_cache_memory_bytes,
+                "kv_cache_dtype": config.cache_config.cache_dtype,
                 "max_num_seqs": config.scheduler_config.max_num_seqs,
                 "max_num_batched_tokens": config.scheduler_config.max_num_batched_tokens,
                 "enable_prefix_caching": config.cache_config.enable_prefix_caching,
@@ -164,9 +167,31 @@ def flag_sets(model_dir: str, sets: list[list[str]]) -> list[dict]:
                 "video_limit": mm.get_limit_per_prompt("video"),
                 "image_limit": mm.get_limit_per_prompt("image"),
                 "mm_processor_kwargs": mm.mm_processor_kwargs,
+                "speculative": spec and _speculative(config),
             }
         )
     return results
+
+
+def _speculative(config) -> dict:
+    """The speculative method, and the model classes vLLM resolves for the draft and target."""
+    from vllm.model_executor.models import ModelRegistry
+    from vllm.model_executor.models.interfaces import supports_eagle3
+
+    spec = config.speculative_config
+    draft = spec.draft_model_config
+    draft_cls, _ = ModelRegistry.resolve_model_cls(draft.architectures, draft)
+    target_cls, _ = ModelRegistry.resolve_model_cls(
+        config.model_config.architectures, config.model_config
+    )
+    return {
+        "method": spec.method,
+        "num_speculative_tokens": spec.num_speculative_tokens,
+        "draft_model": draft.model,
+        "draft_class": draft_cls.__name__,
+        "target_class": target_cls.__name__,
+        "target_supports_eagle3": supports_eagle3(target_cls),
+    }
 
 
 def image_tokens(model_dir: str, flags: list[str], sizes: list[str]) -> dict:
@@ -184,6 +209,34 @@ def image_tokens(model_dir: str, flags: list[str], sizes: list[str]) -> dict:
     return {"max_image_tokens": info.get_max_image_tokens(), "image_tokens": per_size}
 
 
+def image_cap(model_dir: str, kwargs_json: str, size: str) -> dict:
+    """What vLLM's Qwen3-VL code does with ``--mm-processor-kwargs KWARGS``: the image budget it
+    profiles with (``get_max_image_tokens``), the visual tokens a real WxH image gets through
+    the whole multimodal processor (resize, HF processor, prompt update), and every warning
+    about the form, e.g. transformers' FutureWarning for ``max_pixels``."""
+    import warnings
+
+    from PIL import Image
+    from vllm.multimodal import MULTIMODAL_REGISTRY
+
+    flags = ["--mm-processor-kwargs", kwargs_json] if kwargs_json != "null" else []
+    model_config = _engine_args(model_dir, flags).create_model_config()
+    processor = MULTIMODAL_REGISTRY.create_processor(model_config)
+    width, height = (int(n) for n in size.split("x"))
+    prompt = "<|vision_start|><|image_pad|><|vision_end|>Describe it."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        budget = processor.info.get_max_image_tokens()
+        items = processor.info.parse_mm_data({"image": [Image.new("RGB", (width, height))]})
+        result = processor(prompt, items)
+    image_token = model_config.hf_config.image_token_id
+    return {
+        "max_image_tokens": budget,
+        "image_tokens": sum(1 for t in result["prompt_token_ids"] if t == image_token),
+        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+
+
 def main(argv: list[str]) -> None:
     command, model_dir, *rest = argv
     if command == "model" and rest:
@@ -195,6 +248,8 @@ def main(argv: list[str]) -> None:
         result = model_accounting(model_dir, int(tp), encoder_mode, int(rank), int(port))
     elif command == "flags":
         result = flag_sets(model_dir, json.loads(rest[0]))
+    elif command == "image-cap":
+        result = image_cap(model_dir, rest[0], rest[1])
     elif command == "images":
         result = image_tokens(model_dir, json.loads(rest[0]), rest[1:])
     else:

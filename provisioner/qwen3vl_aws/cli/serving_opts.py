@@ -29,7 +29,12 @@ _OPTIONS = (
     click.option(
         "--model",
         type=click.Choice(MODEL_IDS),
-        help="Weights to serve (default: BF16; FP8 on L4/L40S when the context asks for it).",
+        help="Weights to serve (default: BF16; FP8 when the context asks for it).",
+    ),
+    click.option(
+        "--kv-cache-dtype",
+        type=click.Choice(("auto", "fp8")),
+        help="KV-cache precision (default: the weights'; fp8 when the context asks for it).",
     ),
     click.option(
         "--max-model-len",
@@ -39,8 +44,8 @@ _OPTIONS = (
     click.option(
         "--gpu-memory-utilization",
         type=click.FloatRange(0.1, 0.98),
-        help="Share of each GPU's memory the engine may use (default: 0.9; for SGLang it "
-        "becomes --mem-fraction-static).",
+        help="Share of each GPU's memory the engine's whole process may use (default: all but "
+        "768 MiB of headroom; for SGLang it becomes --mem-fraction-static).",
     ),
     click.option(
         "--tensor-parallel-size",
@@ -62,6 +67,12 @@ _OPTIONS = (
         default=False,
         show_default=True,
         help="Accept video inputs (they need a larger vision reserve).",
+    ),
+    click.option(
+        "--speculative",
+        type=click.Choice(("eagle3",)),
+        help="Speculative decoding with the EAGLE3 draft taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3 "
+        "(downloaded with the model; its memory is counted).",
     ),
 )
 

@@ -18,12 +18,19 @@ vLLM                               SGLang
 --enable-chunked-prefill           (on once --chunked-prefill-size is set)
 --limit-mm-per-prompt.image N      --limit-mm-data-per-request {"image":N,"video":0}
 --limit-mm-per-prompt.video 0      (in the same JSON)
---mm-processor-kwargs {"images_kwargs":{"max_pixels":P}}
-                                   --mm-process-config {"image":{"max_pixels":P}}
+--mm-processor-kwargs {"images_kwargs":{"size":S}}
+                                   --mm-process-config {"image":{"size":S}}
+--kv-cache-dtype fp8               --kv-cache-dtype fp8_e4m3
+--speculative-config {"method":"eagle3","model":D,"num_speculative_tokens":3}
+                                   --speculative-algorithm EAGLE3
+                                   --speculative-draft-model-path D
+                                   --speculative-num-steps 3 --speculative-eagle-topk 6
+                                   --speculative-num-draft-tokens 16
 =================================  ==========================================================
 
 The model id (BF16 or FP8 checkpoint) is not a flag: the bootstrap passes it, and both engines
-read the FP8 quantization from the checkpoint's config.
+read the FP8 quantization from the checkpoint's config. D, the EAGLE3 draft's directory, is a
+placeholder the bootstrap fills in once it has downloaded the draft.
 """
 
 from __future__ import annotations
@@ -58,8 +65,7 @@ def mem_fraction_static(plan: ServingPlan) -> float:
     plus KV cache per GPU over the GPU's memory: SGLang then gets the KV cache the plan worked
     out, and the same room for everything else. Rounded down to 0.01 (a little more headroom).
     """
-    r = plan.reserves
-    static = r.weights + plan.usable_bytes_per_gpu - r.total
+    static = plan.reserves.weights + plan.kv_cache_bytes_per_gpu
     return math.floor(static / plan.gpu.memory_bytes * 100) / 100
 
 
@@ -79,6 +85,13 @@ def translation_note(plan: ServingPlan, engine: str) -> str | None:
 def sglang_flags(plan: ServingPlan) -> list[str]:
     """SGLang server arguments for ``plan`` (no model path, host, port or served name)."""
     from .model_profile import load_profile
+    from .planner import (
+        DRAFT_DIR_PLACEHOLDER,
+        EAGLE3_DRAFT_TOKENS,
+        EAGLE3_STEPS,
+        EAGLE3_TOPK,
+        image_size_cap,
+    )
 
     flags = ["--tp-size", str(plan.tensor_parallel_size)]
     if plan.encoder_data_parallel:
@@ -91,8 +104,21 @@ def sglang_flags(plan: ServingPlan) -> list[str]:
     ]  # fmt: skip
     limits = {"image": plan.max_images_per_prompt} | ({} if plan.video else {"video": 0})
     flags += ["--limit-mm-data-per-request", _compact(limits)]
-    if plan.largest_image_pixels < load_profile(plan.model_id).max_pixels:
-        cap = {"image": {"max_pixels": plan.largest_image_pixels}}
+    if plan.kv_cache_dtype == "fp8":
+        flags += ["--kv-cache-dtype", "fp8_e4m3"]
+    if plan.speculative == "eagle3":
+        flags += [
+            "--speculative-algorithm", "EAGLE3",
+            "--speculative-draft-model-path", DRAFT_DIR_PLACEHOLDER,
+            "--speculative-num-steps", str(EAGLE3_STEPS),
+            "--speculative-eagle-topk", str(EAGLE3_TOPK),
+            "--speculative-num-draft-tokens", str(EAGLE3_DRAFT_TOKENS),
+        ]  # fmt: skip
+    profile = load_profile(plan.model_id)
+    if plan.largest_image_pixels < profile.max_pixels:
+        # SGLang hands the image config to the transformers image processor as keyword
+        # arguments (BaseMultimodalProcessor.process_mm_data): ``size`` is its own, current form.
+        cap = {"image": {"size": image_size_cap(profile, plan.largest_image_pixels)}}
         flags += ["--mm-process-config", _compact(cap)]
     return flags
 

@@ -14,7 +14,13 @@ from ..errors import AwsError
 
 MIB = 1024**2
 
-# GPUs with FP8 tensor cores (Ada Lovelace and newer) that vLLM runs FP8 checkpoints on natively.
+# GPUs with FP8 tensor cores (Ada Lovelace and newer). The pinned vLLM runs the block-FP8
+# checkpoint on the others of compute capability 7.5 and up too (A10G: 8.6), weight-only through
+# its Marlin kernels: MarlinFP8ScaledMMLinearKernel.is_supported needs only
+# is_fp8_marlin_supported(), i.e. has_device_capability(75)
+# (vllm/model_executor/kernels/linear/scaled_mm/marlin.py, layers/quantization/utils/
+# marlin_utils_fp8.py; Fp8Config.get_min_capability() is 75). The planner uses this to count
+# Marlin's repacked weights and to say so.
 FP8_GPUS = frozenset({"L4", "L40S"})
 
 

@@ -19,6 +19,28 @@ BF16_MODEL_ID = "Qwen/Qwen3-VL-8B-Instruct"
 FP8_MODEL_ID = "Qwen/Qwen3-VL-8B-Instruct-FP8"
 MODEL_IDS = (BF16_MODEL_ID, FP8_MODEL_ID)
 
+#: The EAGLE3 draft the old deployment's SGLang mode ran (``apply --speculative eagle3``).
+EAGLE3_DRAFT_ID = "taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3"
+
+
+def eagle3_draft_parameters(text: TextConfig) -> int:
+    """Parameters of an EAGLE3 draft head for this target, on the safe side.
+
+    The draft's own config is not shipped here, so this counts the EAGLE3 head as SpecForge
+    builds it for a target of this size (``LlamaForCausalLMEagle3``, which vLLM maps to
+    ``Eagle3LlamaForCausalLM``): ``fc`` fusing three target layers' hidden states, one decoder
+    layer whose attention reads the embedding and the hidden state side by side (2 x hidden),
+    the MLP, and an ``lm_head`` counted over the whole target vocabulary (drafts usually use a
+    smaller one). The embedding is the target's, shared.
+    """
+    h, i = text.hidden_size, text.intermediate_size
+    q, kv = text.num_heads * text.head_dim, text.num_kv_heads * text.head_dim
+    fc = 3 * h * h
+    attention = (q + 2 * kv) * 2 * h + h * q
+    mlp = 3 * h * i
+    norms = 4 * h
+    return fc + attention + mlp + norms + text.vocab_size * h
+
 
 @dataclass(frozen=True)
 class TextConfig:

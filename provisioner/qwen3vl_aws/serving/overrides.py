@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .gpu_specs import gpu_for
-from .planner import ServingPlan, plan_serving
+from .planner import ModeOutcome, ServingPlan, plan_modes, plan_serving
 
 
 @dataclass(frozen=True)
@@ -19,12 +19,14 @@ class ServingOverrides:
     """The planner's overridable choices; ``None`` (``False`` for video) leaves them to it."""
 
     model: str | None = None
+    kv_cache_dtype: str | None = None
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     tensor_parallel_size: int | None = None
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     video: bool = False
+    speculative: str | None = None
 
     def plan_for(self, instance_type: str, clients: Any = None) -> ServingPlan:
         """The plan for ``instance_type`` with these overrides.
@@ -34,3 +36,8 @@ class ServingOverrides:
         ``UsageError`` (nothing created) when an override cannot fit, saying what would.
         """
         return plan_serving(instance_type, gpu=gpu_for(instance_type, clients), **asdict(self))
+
+    def modes_for(self, instance_type: str, clients: Any = None) -> list[ModeOutcome]:
+        """Each serving mode (BF16; FP8; FP8 + FP8 KV cache) under these other overrides, for
+        ``plan-serving``'s side-by-side table."""
+        return plan_modes(instance_type, gpu=gpu_for(instance_type, clients), **asdict(self))

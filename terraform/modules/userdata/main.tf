@@ -11,6 +11,7 @@ locals {
     SECRET_ARN            = var.secret_arn
     ENGINE                = var.engine
     MODEL_ID              = var.model_id
+    DRAFT_MODEL_ID        = var.draft_model_id
     SERVED_MODEL_NAME     = var.served_model_name
     ENGINE_ARGS           = join(" ", var.engine_args)
     PUBLIC_HOST           = var.public_host

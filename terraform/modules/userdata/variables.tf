@@ -50,6 +50,17 @@ variable "model_id" {
   }
 }
 
+variable "draft_model_id" {
+  description = "Hugging Face id of a speculative-decoding draft the instance prefetches beside the model (\"\" for none); engine_args name its directory as @DRAFT_MODEL_DIR@."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.draft_model_id == "" || can(regex("^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$", var.draft_model_id))
+    error_message = "draft_model_id must be empty or look like owner/name, e.g. taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3."
+  }
+}
+
 variable "served_model_name" {
   description = "Model name clients send in the \"model\" field."
   type        = string

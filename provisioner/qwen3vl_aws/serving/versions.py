@@ -10,8 +10,8 @@ import re
 from functools import cache
 from pathlib import Path
 
-from qwen3vl_aws.errors import Qwen3vlError
-from qwen3vl_aws.paths import userdata_dir
+from ..errors import Qwen3vlError
+from ..paths import userdata_dir
 
 _LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=([A-Za-z0-9._+-]+)$")
 
