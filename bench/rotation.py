@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import ssl
 import sys
 import tempfile
@@ -160,9 +159,9 @@ def rotate_under_load(
 
 def instance_env(gateway) -> dict[str, str]:
     """The environment LocalChannel runs the instance scripts with: scratch root + emulator."""
-    env = {**os.environ, **gateway.aws_env, "QWEN3VL_ROOT": str(gateway.root)}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    return env
+    from rig.gateway import instance_env as rig_instance_env
+
+    return rig_instance_env(gateway.root, gateway.aws_env)
 
 
 def secrets_client(endpoint: str):

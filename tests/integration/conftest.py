@@ -12,9 +12,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 from aws_emulator import Emulator
-from moto_fidelity import keep_gp3_performance
 
 from rig.emulator import cli_environment
+from rig.iam.emulator import enforcing_emulator
+from rig.iam.policy import operator_policy, widened
+from rig.moto_fidelity import keep_gp3_performance
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +47,18 @@ def in_emulator(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator
     for name, value in emulator.env.items():
         monkeypatch.setenv(name, value)
     return emulator
+
+
+@pytest.fixture(scope="module")
+def operator_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """moto with IAM enforced; the CLI, and Terraform under it, run as an IAM user holding
+    docs/iam-policy.json. moto matches every request against Resource "*", so the user gets the
+    policy's actions with resources widened; the tests check resources by evaluating the
+    recorded requests against the real policy (rig.iam.policy)."""
+    home = tmp_path_factory.mktemp("qwen3vl-home")
+    scratch = tmp_path_factory.mktemp("iam-emulator")
+    with enforcing_emulator(scratch) as aws:
+        operator = aws.create_user("qwen3vl-operator", widened(operator_policy()))
+        env = cli_environment(aws.url, scratch, home)
+        env.update(operator.env(), COLUMNS="200")
+        yield Emulator(url=aws.url, env=env, home=home, iam=aws)

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources, nothing_created
 from qwen3vl_aws.terraform import Terraform
+from rig_instance import instance_rig
+
+from rig.iam.check import broader, out_of_scope, refused, unmapped
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +42,12 @@ class Applied:
 
     def terraform(self) -> Terraform:
         return Terraform(self.directory)
+
+
+@pytest.fixture(scope="module")
+def emulator(operator_emulator: Emulator) -> Emulator:
+    """This module runs as the operator (docs/iam-policy.json) against moto enforcing IAM."""
+    return operator_emulator
 
 
 @pytest.fixture(scope="module")
@@ -116,26 +125,49 @@ def test_elastic_ip_is_attached(applied: Applied) -> None:
     assert address["InstanceId"] == applied.record["instance_id"]
 
 
-def test_role_reads_only_this_deployments_secret(applied: Applied) -> None:
+def _instance_role(applied: Applied) -> dict:
     iam = applied.emulator.client("iam")
-    instance = _instance(applied)
-    profile_name = instance["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
+    profile_name = _instance(applied)["IamInstanceProfile"]["Arn"].rsplit("/", 1)[1]
     (role,) = iam.get_instance_profile(InstanceProfileName=profile_name)["InstanceProfile"]["Roles"]
-    attached = iam.list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
-    assert [p["PolicyName"] for p in attached] == ["AmazonSSMManagedInstanceCore"]
-    (policy_name,) = iam.list_role_policies(RoleName=role["RoleName"])["PolicyNames"]
-    document = iam.get_role_policy(RoleName=role["RoleName"], PolicyName=policy_name)[
-        "PolicyDocument"
+    return role
+
+
+#: Instance-role grants no script of ours calls, and why they stay.
+ROLE_GRANTS_FOR_OTHERS = {
+    "RegisterWithSystemsManager": "the SSM Agent (not emulated by moto) registers the instance",
+    "ReceiveRunCommandMessages": "the SSM Agent (not emulated by moto) takes Run Command messages",
+}
+
+
+def test_the_instance_role_syncs_the_key(applied: Applied, tmp_path: Path) -> None:
+    """qwen3vl-keysync as the instance runs it at boot: the instance role's own credentials
+    (assumed from the role Terraform created), moto enforcing its actions, and every recorded
+    (action, resource) evaluated against the role's real policy documents."""
+    aws = applied.emulator.iam
+    role = _instance_role(applied)
+    creds = aws.assume_role(role["Arn"], applied.record["instance_id"])
+    gateway = instance_rig(tmp_path, aws.url, creds, applied.record["secret_arn"])
+    pending = "sk-qwen-integration-pending-key-" + "p" * 24
+    with aws.resources_widened(role["RoleName"]) as documents:
+        first = gateway.keysync()
+        applied.emulator.client("secretsmanager").put_secret_value(
+            SecretId=applied.record["secret_arn"],
+            SecretString=pending,
+            VersionStages=["AWSPENDING"],
+        )
+        second = gateway.keysync()
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert gateway.key_file.read_text().splitlines()[1:] == [
+        f'"~^Bearer {KEY}$" 1;',
+        f'"~^Bearer {pending}$" 1;',
     ]
-    if isinstance(document, str):
-        document = json.loads(document)
-    (statement,) = document["Statement"]
-    assert statement["Effect"] == "Allow"
-    assert sorted(statement["Action"]) == [
-        "secretsmanager:DescribeSecret",
-        "secretsmanager:GetSecretValue",
-    ]
-    assert statement["Resource"] == applied.record["secret_arn"]
+    calls = aws.records(creds)
+    assert refused(calls) == []
+    assert unmapped(calls) == []
+    assert out_of_scope(calls, documents) == []
+    too_broad = [b for d in documents for b in broader(calls, d)]
+    assert [b for b in too_broad if b.sid not in ROLE_GRANTS_FOR_OTHERS] == []
 
 
 def test_the_cli_wrote_the_key_into_the_secret(applied: Applied) -> None:

@@ -17,9 +17,10 @@ import pytest
 from command_stub import NAMES
 from qwen3vl_aws.instance_status import STAGE_NAMES, BootstrapStatus, parse_status
 from qwen3vl_aws.paths import userdata_dir
-from qwen3vl_aws.versions import pinned_versions
+from qwen3vl_aws.versions import pinned_versions, tools_requirements
 
 from rig.gateway import install_instance
+from rig.tools_env import BASE_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "command_stub.py"
@@ -250,7 +251,7 @@ def run_bootstrap(
     log.write_text("")
     env = {
         "STUB_FAIL": fail,
-        "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{stubs}:{BASE_PATH}",
         "QWEN3VL_ROOT": str(root),
         "STUB_LOG": str(log),
         "STUB_STATE": str(state),
@@ -299,6 +300,9 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert any(c.startswith("apt-get") and " install " in c and "nginx" in c for c in first)
     assert any(f"vllm=={versions['VLLM_VERSION']}" in c for c in first if c.startswith("uv pip"))
     assert any(c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct --local-dir") for c in first)
+    # Everything the instance scripts call beyond the base OS comes from the tools environment.
+    tools = root / "opt/qwen3vl/tools"
+    assert f"uv pip install --python {tools}/bin/python {' '.join(tools_requirements())}" in first
     assert "systemctl start qwen3vl-gateway.service" in first
     assert "systemctl start --no-block qwen3vl-engine.service" in first
     # Boot: the bootstrap unit and the gateway come back; the engine waits for the bootstrap.

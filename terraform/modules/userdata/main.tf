@@ -32,6 +32,7 @@ locals {
     "/etc/systemd/system/qwen3vl-bootstrap.service" = { mode = "0644", content = replace(file("${local.source_dir}/share/qwen3vl-bootstrap.service"), "@ROOT@", "") }
     "/opt/qwen3vl/bin/qwen3vl-bootstrap"            = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-bootstrap") }
     "/opt/qwen3vl/bin/qwen3vl-keysync"              = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-keysync") }
+    "/opt/qwen3vl/bin/qwen3vl-secret"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-secret") }
     "/opt/qwen3vl/bin/qwen3vl-engine"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
   }
 
