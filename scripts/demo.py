@@ -122,8 +122,6 @@ class Demo:
 
         from rig.net import free_port
 
-        # apply attaches AmazonSSMManagedInstanceCore: moto loads AWS managed policies on ask.
-        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         # moto's per-request lines, and its tracebacks for the services it does not emulate.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         port = free_port()

@@ -14,6 +14,7 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
+from . import denied
 from .errors import AwsError
 
 RETRY_CONFIG = Config(
@@ -42,8 +43,10 @@ class ClientFactory:
         """A boto3 client for ``service`` (in ``region``, default the factory's)."""
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = self._session.client(
-                service, region_name=region or self.region, config=RETRY_CONFIG
+            self._clients[key] = denied.install(
+                self._session.client(
+                    service, region_name=region or self.region, config=RETRY_CONFIG
+                )
             )
         return self._clients[key]
 
@@ -68,5 +71,8 @@ def aws_errors(action: str) -> Iterator[None]:
     except botocore.exceptions.EndpointConnectionError as exc:
         raise AwsError(f"{action}: cannot reach AWS at {exc.kwargs.get('endpoint_url')}.") from exc
     except botocore.exceptions.ClientError as exc:
+        refused = denied.denied(exc.response, exc.operation_name)
+        if refused is not None:
+            raise AwsError(denied.denied_message(action, *refused)) from exc
         err = exc.response.get("Error", {})
         raise AwsError(f"{action}: {err.get('Code', 'Error')}: {err.get('Message', exc)}") from exc

@@ -29,6 +29,7 @@ from typing import Any
 from python_terraform import IsFlagged
 from python_terraform import Terraform as PyTerraform
 
+from .denied import terraform_hint
 from .errors import TerraformError, UsageError
 from .paths import bundle_dir
 
@@ -173,9 +174,8 @@ class Terraform:
             argv, cwd=self.module_dir, env=self._env(), capture_output=True, text=True, check=False
         )
         if proc.returncode not in ok_codes:
-            raise TerraformError(
-                f"terraform {argv[1]} failed:\n{(proc.stderr or proc.stdout).strip()}"
-            )
+            output = (proc.stderr or proc.stdout).strip()
+            raise TerraformError(f"terraform {argv[1]} failed:\n{output}{terraform_hint(output)}")
         return proc.returncode, proc.stdout
 
     def _stream(
@@ -200,7 +200,7 @@ class Terraform:
             code = proc.wait()
         if code not in ok_codes:
             message = diagnostics_message(events) or stderr.strip() or f"exit code {code}"
-            raise TerraformError(f"terraform {argv[1]} failed:\n{message}")
+            raise TerraformError(f"terraform {argv[1]} failed:\n{message}{terraform_hint(message)}")
         return code, events
 
     # -- commands -----------------------------------------------------------------------------

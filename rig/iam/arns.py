@@ -4,7 +4,8 @@ moto checks every request against Resource ``*``. To check resource scoping, the
 (``rig.iam.server``) turns each request into the (action, resource ARN, condition context) pairs
 IAM would evaluate, following the Service Authorization Reference for the actions this toolkit,
 its Terraform module and its instance scripts call. It also adds the checks AWS makes that moto
-does not: ``iam:PassRole`` when an instance is launched with an instance profile.
+does not: ``iam:PassRole`` when an instance is launched with an instance profile, and the tagging
+action when a resource is created with tags.
 
 Actions IAM only authorizes against ``*`` (Describe/List calls, Pricing, GetCallerIdentity) are
 listed in :data:`UNSCOPED`. An action in neither that list nor the mappings below is recorded as
@@ -220,6 +221,39 @@ MAPPED: dict[str, Callable[[Request], list[str]]] = {
 }
 
 
+#: Creating with tags is also authorized as the tagging action (AWS checks both; moto neither).
+TAG_ON_CREATE = {
+    "iam:CreateRole": "iam:TagRole",
+    "iam:CreateInstanceProfile": "iam:TagInstanceProfile",
+    "secretsmanager:CreateSecret": "secretsmanager:TagResource",
+    "ec2:RunInstances": "ec2:CreateTags",
+    "ec2:CreateSecurityGroup": "ec2:CreateTags",
+    "ec2:AllocateAddress": "ec2:CreateTags",
+}
+
+
+def _has_tags(req: Request) -> bool:
+    return any(k == "Tags" or k.startswith(("Tags.", "TagSpecification")) for k in req.params)
+
+
+def _implied(req: Request, found: list[Pair]) -> list[Pair]:
+    """The extra authorizations AWS makes for this request: tagging what it creates, and
+    passing the instance role to EC2."""
+    implied = []
+    if req.action in TAG_ON_CREATE and _has_tags(req):
+        created = [p.resource for p in found if p.resource.endswith("*") or "iam" in p.resource]
+        context = {"ec2:CreateAction": req.operation} if req.service == "ec2" else {}
+        for arn in created or [p.resource for p in found]:
+            implied.append(Pair(TAG_ON_CREATE[req.action], arn, context))
+    if req.action == "ec2:RunInstances":
+        profile = req.values("IamInstanceProfile.Name") or req.values("IamInstanceProfile.Arn")
+        for name in profile[:1]:
+            role = req.lookup("instance-profile-role", name.rsplit("/", 1)[-1])
+            context = {"iam:PassedToService": "ec2.amazonaws.com"}
+            implied.append(Pair("iam:PassRole", role or name, context))
+    return implied
+
+
 def pairs(req: Request) -> tuple[list[Pair], bool]:
     """The (action, resource) pairs IAM authorizes for ``req``, and whether the action is known."""
     if req.action in MAPPED:
@@ -228,12 +262,4 @@ def pairs(req: Request) -> tuple[list[Pair], bool]:
         found = [Pair(req.action, "*")]
     else:
         return [Pair(req.action, "*")], False
-    if req.action == "ec2:RunInstances":
-        profile = (req.values("IamInstanceProfile.Name") or req.values("IamInstanceProfile.Arn"))[
-            :1
-        ]
-        for name in profile:
-            role = req.lookup("instance-profile-role", name.rsplit("/", 1)[-1])
-            context = {"iam:PassedToService": "ec2.amazonaws.com"}
-            found.append(Pair("iam:PassRole", role or name, context))
-    return found, True
+    return found + _implied(req, found), True

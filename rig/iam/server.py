@@ -13,7 +13,6 @@ pairs :mod:`rig.iam.arns` derives, which the scoping check evaluates against the
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import sys
@@ -74,6 +73,7 @@ def describe(response: Any) -> dict[str, Any]:
         "action": req.action,
         "mapped": mapped,
         "pairs": [asdict(p) for p in found],
+        "params": sorted(req.params),
     }
 
 
@@ -106,7 +106,6 @@ def install_recorder(record_path: str) -> None:
 
 def main(argv: list[str]) -> None:
     port, record_path = int(argv[0]), argv[1]
-    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.server import ThreadedMotoServer
 
     from rig.moto_fidelity import keep_gp3_performance

@@ -21,16 +21,10 @@ from rig.moto_fidelity import keep_gp3_performance
 
 @pytest.fixture(scope="module")
 def emulator(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """A freshly reset moto with AWS managed IAM policies (AmazonSSMManagedInstanceCore) loaded.
-
-    ``MOTO_IAM_LOAD_MANAGED_POLICIES`` is read when moto (re)creates its IAM backend, which the
-    reset makes happen on the next IAM call; the server runs in this process, so setting the
-    variable here reaches it.
-    """
+    """The shared moto, freshly reset (IAM not enforced: see ``operator_emulator`` for that)."""
     home = tmp_path_factory.mktemp("qwen3vl-home")
     scratch = tmp_path_factory.mktemp("aws-config")
-    with pytest.MonkeyPatch.context() as mp, keep_gp3_performance():
-        mp.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    with keep_gp3_performance():
         requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
         env = cli_environment(moto_server, scratch, home)
         env.update(

@@ -88,6 +88,11 @@ def hf(argv: list[str]) -> int:
 
 def python(argv: list[str]) -> int:
     if argv and argv[0].endswith("/qwen3vl-secret"):  # REGION ARN stages | value VERSION
+        denied = os.environ.get("STUB_DENIED")
+        if denied:  # what qwen3vl-secret says when the instance role is refused
+            action = "DescribeSecret" if argv[3] == "stages" else "GetSecretValue"
+            print(f"qwen3vl-keysync: access denied: {denied.format(action)}", file=sys.stderr)
+            return 3
         print(f"{SECRET_VERSION} -" if argv[3] == "stages" else SECRET_KEY)
     else:
         print(4096)  # the model's total size, as huggingface_hub would report it

@@ -246,11 +246,12 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def run_bootstrap(
-    root: Path, stubs: Path, log: Path, state: Path, *, fail: str = ""
+    root: Path, stubs: Path, log: Path, state: Path, *, fail: str = "", denied: str = ""
 ) -> subprocess.CompletedProcess[str]:
     log.write_text("")
     env = {
         "STUB_FAIL": fail,
+        "STUB_DENIED": denied,
         "PATH": f"{stubs}:{BASE_PATH}",
         "QWEN3VL_ROOT": str(root),
         "STUB_LOG": str(log),
@@ -336,6 +337,24 @@ def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
     ]
     assert not any(c.startswith("systemctl start") for c in calls(log))
     assert "bootstrap.log" in {p.name for p in (root / "var/log/qwen3vl").iterdir()}
+
+
+@pytest.mark.slow
+def test_a_denied_key_sync_names_the_action_in_the_log_and_status(tmp_path: Path):
+    root, stubs, log, state = installed_instance(tmp_path)
+    install_instance(root, settings(root, KEYSYNC_ATTEMPTS="2"))
+    secret = settings(root)["SECRET_ARN"]
+    refusal = "the instance role may not call secretsmanager:{} on " + secret
+    result = run_bootstrap(root, stubs, log, state, denied=refusal)
+    assert result.returncode != 0
+    said = refusal.format("DescribeSecret")
+    assert f"key sync attempt 1 of 2 failed: qwen3vl-keysync: access denied: {said}" in (
+        result.stdout
+    )
+    assert "has no AWSCURRENT version" not in result.stdout
+    configure = read_status(root).stage("configure")
+    assert configure.state == "failed"
+    assert said in configure.error
 
 
 # --- the TLS certificate ------------------------------------------------------------------

@@ -207,6 +207,46 @@ def test_a_failed_stage_stops_the_wait_at_once(aws, gateway, root, channel) -> N
     assert "step 0" in str(caught.value)
 
 
+DENIED = (
+    "qwen3vl-keysync: access denied: the instance role may not call "
+    "secretsmanager:DescribeSecret on arn:aws:secretsmanager:us-east-1:1:secret:qwen3vl/x-AbCdEf"
+)
+
+
+def with_error(doc: dict, stage: str, error: str) -> dict:
+    for item in doc["stages"]:
+        if item["name"] == stage:
+            item["error"] = error
+    return doc
+
+
+def test_a_stage_failed_on_a_denied_action_says_which(aws, gateway, root, channel) -> None:
+    failed = with_error(
+        status({"packages": "done", "model": "done", "configure": "failed"}), "configure", DENIED
+    )
+    with ScriptedInstance(root, [failed]), pytest.raises(CheckFailed) as caught:
+        wait_until_ready(
+            deployment(aws, gateway), aws, channel, timeout=30, console=console(),
+            poll_interval=0.02, api_key=KEY,
+        )  # fmt: skip
+    assert f"Bootstrap stage 'configure' failed on the instance: {DENIED}" in str(caught.value)
+
+
+def test_a_stage_stalled_while_retrying_a_denied_action_says_which(
+    aws, gateway, root, channel
+) -> None:
+    retrying = with_error(
+        status({"packages": "done", "model": "done", "configure": "running"}), "configure", DENIED
+    )
+    with ScriptedInstance(root, [retrying]), pytest.raises(Stalled) as caught:
+        wait_until_ready(
+            deployment(aws, gateway), aws, channel, timeout=2.0, console=console(),
+            poll_interval=0.02, api_key=KEY,
+        )  # fmt: skip
+    assert caught.value.stage == "configure"
+    assert f"stage configure is running; last error: {DENIED}" in str(caught.value)
+
+
 def test_a_wrong_key_at_the_endpoint_fails_without_waiting_out(aws, gateway, root, channel):
     target = deployment(aws, gateway)
     with ScriptedInstance(root, PROGRESSION[-1:]), pytest.raises(CheckFailed) as caught:
