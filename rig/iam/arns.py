@@ -36,7 +36,7 @@ class Request:
     params: dict[str, Any]
     account: str
     region: str
-    lookup: Callable[[str, str], Any] = field(repr=False)  # (kind, id) -> ARN or None
+    lookup: Callable[[str, str], Any] = field(repr=False)  # (kind, id) -> ARN/tags or None
 
     @property
     def action(self) -> str:
@@ -241,9 +241,14 @@ def _implied(req: Request, found: list[Pair]) -> list[Pair]:
     passing the instance role to EC2."""
     implied = []
     if req.action in TAG_ON_CREATE and _has_tags(req):
-        created = [p.resource for p in found if p.resource.endswith("*") or "iam" in p.resource]
-        context = {"ec2:CreateAction": req.operation} if req.service == "ec2" else {}
-        for arn in created or [p.resource for p in found]:
+        # IAM and Secrets Manager: the one resource created; EC2: the created resources of the
+        # types the request's TagSpecifications name.
+        created, context = [p.resource for p in found], {}
+        if req.service == "ec2":
+            typed = {v for k, v in req.params.items() if k.endswith(".ResourceType")}
+            created = [r for r in created if r.endswith("*") and r.split(":")[-1][:-2] in typed]
+            context = {"ec2:CreateAction": req.operation}
+        for arn in created:
             implied.append(Pair(TAG_ON_CREATE[req.action], arn, context))
     if req.action == "ec2:RunInstances":
         profile = req.values("IamInstanceProfile.Name") or req.values("IamInstanceProfile.Arn")
@@ -254,6 +259,36 @@ def _implied(req: Request, found: list[Pair]) -> list[Pair]:
     return implied
 
 
+def _request_tags(req: Request, kind: str | None = None) -> dict[str, str]:
+    """aws:RequestTag/* of an EC2 request: the tags it puts on a created resource of ``kind``
+    (its TagSpecification for that resource type), or on the resources CreateTags names."""
+    context = {}
+    for key, value in req.params.items():
+        spec = re.fullmatch(r"(TagSpecification\.\d+\.)?Tag\.\d+\.Key", key)
+        if spec is None:
+            continue
+        if spec[1] and req.params.get(f"{spec[1]}ResourceType") != kind:
+            continue
+        context[f"aws:RequestTag/{value}"] = str(req.params.get(key[:-3] + "Value", ""))
+    return context
+
+
+def _with_tags(req: Request, pair: Pair) -> Pair:
+    """EC2 (and SSM-on-instance) pairs with the tag condition keys IAM would see: the request's
+    tags for what it creates, the resource's own tags for what exists."""
+    if not pair.resource.startswith("arn:aws:ec2:"):
+        return pair
+    kind, ident = pair.resource.split(":")[-1].split("/", 1)
+    if ident == "*":
+        tags = _request_tags(req, kind)
+    else:
+        found = req.lookup("ec2-tags", ident) or {}
+        tags = {f"aws:ResourceTag/{k}": v for k, v in found.items()}
+        if req.action == "ec2:CreateTags":
+            tags.update(_request_tags(req))
+    return Pair(pair.action, pair.resource, {**pair.context, **tags})
+
+
 def pairs(req: Request) -> tuple[list[Pair], bool]:
     """The (action, resource) pairs IAM authorizes for ``req``, and whether the action is known."""
     if req.action in MAPPED:
@@ -262,4 +297,4 @@ def pairs(req: Request) -> tuple[list[Pair], bool]:
         found = [Pair(req.action, "*")]
     else:
         return [Pair(req.action, "*")], False
-    return found + _implied(req, found), True
+    return [_with_tags(req, p) for p in found + _implied(req, found)], True

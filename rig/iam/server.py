@@ -38,7 +38,9 @@ def _params(response: Any) -> dict[str, Any]:
 
 
 def _lookup(account: str, region: str):
-    """(kind, name) -> the ARN of an existing resource in the emulator, else None."""
+    """(kind, name) -> the ARN (or, for "ec2-tags", the tags) of an existing resource in the
+    emulator, else None."""
+    from moto.ec2.models import ec2_backends
     from moto.iam.models import iam_backends
     from moto.secretsmanager.models import secretsmanager_backends
 
@@ -51,6 +53,8 @@ def _lookup(account: str, region: str):
                 return iam.get_role(name).arn
             if kind == "instance-profile":
                 return iam.get_instance_profile(name).arn
+            if kind == "ec2-tags":
+                return dict(ec2_backends[account][region].tags.get(name, {}))
             if kind == "instance-profile-role":
                 return iam.get_instance_profile(name).roles[0].arn
         except Exception:  # not there (yet): the caller builds the ARN from the name

@@ -1,5 +1,6 @@
 """qwen3vl-keysync run for real against the AWS emulator: it fetches the key(s) by version id
-through boto3 in the bootstrap's tools environment (PATH: the base OS only), writes the root-only key file atomically and never prints a key."""
+through boto3 in the bootstrap's tools environment (PATH: the base OS only), writes the root-only
+key file atomically and never prints a key."""
 
 from __future__ import annotations
 

@@ -205,8 +205,6 @@ def test_launching_with_a_profile_passes_the_role_and_tags_what_it_creates():
     arn = "arn:aws:ec2:us-east-1:111122223333:"
     assert implied == [
         ("ec2:CreateTags", f"{arn}instance/*", {"ec2:CreateAction": "RunInstances"}),
-        ("ec2:CreateTags", f"{arn}volume/*", {"ec2:CreateAction": "RunInstances"}),
-        ("ec2:CreateTags", f"{arn}network-interface/*", {"ec2:CreateAction": "RunInstances"}),
         ("iam:PassRole", ROLE, {"iam:PassedToService": "ec2.amazonaws.com"}),
     ]
 
@@ -238,3 +236,22 @@ def test_check_names_each_call_outside_the_policy_and_each_refusal():
         f"secretsmanager:GetSecretValue on {OTHER_SECRET}: no statement allows it"
     ]
     assert refused(entries) == ["secretsmanager:ListSecretVersionIds"]
+
+
+def test_request_tags_count_per_resource_type_so_an_untagged_volume_is_refused():
+    params = {
+        "ImageId": "ami-1",
+        "SubnetId": "subnet-1",
+        "TagSpecification.1.ResourceType": "instance",
+        "TagSpecification.1.Tag.1.Key": "Project",
+        "TagSpecification.1.Tag.1.Value": "qwen3vl-aws",
+        "TagSpecification.2.ResourceType": "volume",
+        "TagSpecification.2.Tag.1.Key": "Name",
+        "TagSpecification.2.Tag.1.Value": "root",
+    }
+    found, _ = pairs(request("ec2", "RunInstances", params))
+    entries = [{"action": "ec2:RunInstances", "mapped": True, "allowed": True,
+                "pairs": [vars(p) for p in found]}]  # fmt: skip
+    assert out_of_scope(entries, [operator_policy()]) == [
+        "ec2:RunInstances on arn:aws:ec2:us-east-1:111122223333:volume/*: no statement allows it"
+    ]
