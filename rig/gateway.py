@@ -28,6 +28,7 @@ from qwen3vl_aws.paths import userdata_dir
 
 from .net import free_port
 from .procs import held_signals
+from .tools_env import BASE_PATH, link_tools
 
 SECRET_NAME = "qwen3vl/gateway-rig"
 REGION = "us-east-1"
@@ -87,13 +88,19 @@ def write_deploy_env(root: Path, settings: Mapping[str, str]) -> None:
     env.write_text("".join(f"{k}='{settings[k]}'\n" for k in sorted(settings)))
 
 
+def instance_env(root: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the instance's scripts run with in the rig: the base OS's PATH only (what
+    the bootstrap installs lives under the root: /opt/qwen3vl/tools), the scratch root, and
+    ``env`` (the emulator's endpoint and the caller's credentials)."""
+    base = {"HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8", "PATH": BASE_PATH}
+    return {**base, **(env or {}), "QWEN3VL_ROOT": str(root)}
+
+
 def run_script(root: Path, name: str, *args: str, env: Mapping[str, str] | None = None):
     """Run /opt/qwen3vl/bin/<name> from the scratch root; return the CompletedProcess."""
-    full_env = {**os.environ, **(env or {}), "QWEN3VL_ROOT": str(root)}
-    full_env["PATH"] = f"{Path(sys.executable).parent}:{full_env['PATH']}"
     return subprocess.run(
         [str(root / "opt" / "qwen3vl" / "bin" / name), *args],
-        env=full_env,
+        env=instance_env(root, env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -171,6 +178,7 @@ class Gateway:
     def render(self) -> None:
         """The bootstrap's render stage: certificate, engine.env, gateway config, units."""
         install_instance(self.root, self.settings())
+        link_tools(self.root)
         result = run_script(self.root, "qwen3vl-bootstrap", "render")
         if result.returncode != 0:
             raise GatewayRigError(f"qwen3vl-bootstrap render failed:\n{result.stderr}")
@@ -243,7 +251,7 @@ class Gateway:
 
 
 def emulator_env(endpoint: str, scratch: Path) -> dict[str, str]:
-    """Environment for the instance scripts' aws CLI: the emulator and fake credentials."""
+    """Environment for the instance scripts' AWS calls: the emulator and fake credentials."""
     return {
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -270,7 +278,6 @@ def run_gateway(
     With ``secret_arn`` (e.g. the secret ``apply`` created in the emulator) the key sync reads
     that secret as the instance would; otherwise the rig's own secret gets ``initial_key``.
     """
-    require("aws", "pip install awscli (the instance has the AWS CLI v2)")
     require("openssl", "apt-get install openssl")
     gateway = Gateway(
         root=root,

@@ -124,8 +124,6 @@ class Demo:
 
         from rig.net import free_port
 
-        # apply attaches AmazonSSMManagedInstanceCore: moto loads AWS managed policies on ask.
-        os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
         # moto's per-request lines, and its tracebacks for the services it does not emulate.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         port = free_port()
@@ -168,12 +166,14 @@ class Demo:
         from rig.cloudinit import DEPLOY_ENV, cloud_config, install_write_files, read_env_file
         from rig.gateway import write_deploy_env
         from rig.net import free_port
+        from rig.tools_env import link_tools
 
         attr = self.boto("ec2").describe_instance_attribute(
             InstanceId=instance_id, Attribute="userData"
         )
         user_data = base64.b64decode(attr["UserData"]["Value"])
         written = install_write_files(root, cloud_config(user_data))
+        link_tools(root)  # what the packages stage installs: /opt/qwen3vl/tools (hf, boto3)
         self.console.print(
             f"user-data of {instance_id}: {len(user_data)} bytes (gzip), "
             f"{len(written)} files installed under {root}"

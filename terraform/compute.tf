@@ -62,7 +62,7 @@ resource "aws_instance" "this" {
   }
 
   # The secret must hold a value before the instance boots (see secrets.tf).
-  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy_attachment.ssm_core]
+  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy.ssm_agent]
 }
 
 # The Elastic IP is the endpoint's stable address (it survives stop/start and replacement). Until

@@ -1,5 +1,3 @@
-data "aws_partition" "current" {}
-
 data "aws_iam_policy_document" "assume_ec2" {
   statement {
     sid     = "EC2AssumeRole"
@@ -12,21 +10,60 @@ data "aws_iam_policy_document" "assume_ec2" {
   }
 }
 
+# Every IAM object of the toolkit lives under this path, so the operator's policy
+# (docs/iam-policy.json) can scope its IAM permissions to arn:aws:iam::*:role/qwen3vl/*.
+locals {
+  iam_path = "/qwen3vl/"
+}
+
 resource "aws_iam_role" "this" {
   name_prefix        = "${var.name}-instance-"
+  path               = local.iam_path
   description        = "qwen3vl-aws ${var.name}: SSM managed instance and read access to its own API-key secret"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
 }
 
-# The command channel (SSM Run Command, Session Manager) needs the agent registered.
-resource "aws_iam_role_policy_attachment" "ssm_core" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/AmazonSSMManagedInstanceCore"
+# The command channel (SSM Run Command) needs the SSM Agent to register the instance and take
+# commands: what the agent itself calls, and nothing of AmazonSSMManagedInstanceCore's extras
+# (ssm:GetParameter(s) on every parameter, documents, associations, inventory, patching).
+# These APIs have no resource-level permissions; the agent authenticates as this instance.
+data "aws_iam_policy_document" "ssm_agent" {
+  #checkov:skip=CKV_AWS_111:The SSM Agent acts only for the instance whose credentials it holds; ec2messages and ssmmessages list no resource types to narrow, and UpdateInstanceInformation registers this instance only.
+  #checkov:skip=CKV_AWS_356:Same: ec2messages and ssmmessages accept only Resource "*"; the role belongs to this one instance, so "*" reaches nothing beyond it.
+  statement {
+    sid       = "RegisterWithSystemsManager"
+    actions   = ["ssm:UpdateInstanceInformation"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid = "ReceiveRunCommandMessages"
+    actions = [
+      "ec2messages:AcknowledgeMessage",
+      "ec2messages:DeleteMessage",
+      "ec2messages:FailMessage",
+      "ec2messages:GetEndpoint",
+      "ec2messages:GetMessages",
+      "ec2messages:SendReply",
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
+    ]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "ssm_agent" {
+  name   = "ssm-agent"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.ssm_agent.json
 }
 
 data "aws_iam_policy_document" "read_secret" {
   statement {
-    sid       = "ReadThisDeploymentsApiKey"
+    sid = "ReadThisDeploymentsApiKey"
+    # qwen3vl-keysync: DescribeSecret for the staging labels, GetSecretValue by version id.
     actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
     resources = [aws_secretsmanager_secret.this.arn]
   }
@@ -55,5 +92,6 @@ resource "aws_iam_role_policy" "read_secret" {
 
 resource "aws_iam_instance_profile" "this" {
   name_prefix = "${var.name}-instance-"
+  path        = local.iam_path
   role        = aws_iam_role.this.name
 }

@@ -15,6 +15,7 @@ from rig.emulator import (  # noqa: F401 (re-exported for the tests)
     REGION,
     leftover_resources,
 )
+from rig.iam.emulator import EnforcingEmulator
 
 CLI = str(Path(sys.executable).parent / "qwen3vl-aws")
 
@@ -26,12 +27,18 @@ class Emulator:
     url: str
     env: dict[str, str]
     home: Path
+    #: The enforcing emulator (rig.iam) the CLI runs against as the operator.
+    iam: EnforcingEmulator
 
     def client(self, service: str, region: str = REGION) -> Any:
+        """A client for the tests' own setup and inspection (the admin, under enforcement)."""
         import boto3
 
+        creds = self.iam.admin
         return boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+            aws_access_key_id=creds.access_key_id,
+            aws_secret_access_key=creds.secret_access_key,
+            region_name=region,
         ).client(service, endpoint_url=self.url)
 
     def run(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None):

@@ -1,7 +1,8 @@
-"""Integration fixtures: the moto server prepared for Terraform, and the CLI run as a user runs it.
+"""Integration fixtures: moto with IAM enforced, and the CLI run as an operator runs it.
 
-The session ``moto_server`` (tests/conftest.py) is shared with other layers; these fixtures reset
-it once per module, so one applied deployment can serve a whole module of assertions.
+Each module gets its own enforcing, recording moto process (rig.iam), so one applied deployment
+can serve a whole module of assertions, and the shared session ``moto_server`` of the other layers
+stays untouched.
 """
 
 from __future__ import annotations
@@ -10,31 +11,11 @@ import os
 from collections.abc import Iterator
 
 import pytest
-import requests
 from aws_emulator import Emulator
-from moto_fidelity import keep_gp3_performance
 
 from rig.emulator import cli_environment
-
-
-@pytest.fixture(scope="module")
-def emulator(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
-    """A freshly reset moto with AWS managed IAM policies (AmazonSSMManagedInstanceCore) loaded.
-
-    ``MOTO_IAM_LOAD_MANAGED_POLICIES`` is read when moto (re)creates its IAM backend, which the
-    reset makes happen on the next IAM call; the server runs in this process, so setting the
-    variable here reaches it.
-    """
-    home = tmp_path_factory.mktemp("qwen3vl-home")
-    scratch = tmp_path_factory.mktemp("aws-config")
-    with pytest.MonkeyPatch.context() as mp, keep_gp3_performance():
-        mp.setenv("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
-        env = cli_environment(moto_server, scratch, home)
-        env.update(
-            COLUMNS="200",
-        )
-        yield Emulator(url=moto_server, env=env, home=home)
+from rig.iam.emulator import enforcing_emulator
+from rig.iam.policy import operator_policy, widened
 
 
 @pytest.fixture
@@ -45,3 +26,18 @@ def in_emulator(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator
     for name, value in emulator.env.items():
         monkeypatch.setenv(name, value)
     return emulator
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Emulator]:
+    """moto with IAM enforced, its own process per module; the CLI, and Terraform under it, run
+    as an IAM user holding docs/iam-policy.json. moto matches every request against Resource
+    "*", so the user gets the policy's actions with resources widened; the tests check resources
+    by evaluating the recorded requests against the real policy (rig.iam.check)."""
+    home = tmp_path_factory.mktemp("qwen3vl-home")
+    scratch = tmp_path_factory.mktemp("iam-emulator")
+    with enforcing_emulator(scratch) as aws:
+        operator = aws.create_user("qwen3vl-operator", widened(operator_policy()))
+        env = cli_environment(aws.url, scratch, home)
+        env.update(operator.env(), COLUMNS="200")
+        yield Emulator(url=aws.url, env=env, home=home, iam=aws)

@@ -1,5 +1,6 @@
 """qwen3vl-keysync run for real against the AWS emulator: it fetches the key(s) by version id
-with the aws CLI, writes the root-only key file atomically and never prints a key."""
+through boto3 in the bootstrap's tools environment (PATH: the base OS only), writes the root-only
+key file atomically and never prints a key."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import boto3
 import pytest
 from qwen3vl_aws.keys.keygen import generate_key
 
-from rig.gateway import SECRET_NAME, Gateway, GatewayRigError, emulator_env, require
+from rig.gateway import SECRET_NAME, Gateway, emulator_env
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -21,10 +22,6 @@ pytestmark = [pytest.mark.node, pytest.mark.slow]
 @pytest.fixture
 def instance(moto_server: str, tmp_path: Path) -> Iterator[Gateway]:
     """The instance's files rendered in a scratch root (no nginx: keysync only writes)."""
-    try:
-        require("aws", "pip install awscli (the instance has the AWS CLI v2)")
-    except GatewayRigError as exc:
-        pytest.fail(str(exc), pytrace=False)
     env = emulator_env(moto_server, tmp_path)
     boto_args = {
         "endpoint_url": moto_server,
@@ -113,7 +110,7 @@ def test_explicit_version_ids_select_exactly_those_versions(instance: Gateway):
         (["--current", "$(reboot)"], "is not a secret version id"),
         (["--current"], "usage: qwen3vl-keysync"),
         (["--bogus", "x"], "usage: qwen3vl-keysync"),
-        (["--current", "00000000-0000-0000-0000-000000000000"], "cannot read version"),
+        (["--current", "00000000-0000-0000-0000-000000000000"], "does not exist"),
     ],
 )
 def test_bad_arguments_fail_and_keep_the_key_file(instance: Gateway, args: list[str], message: str):

@@ -1,4 +1,8 @@
-"""A stand-in for the system commands the bootstrap calls (apt-get, systemctl, uv, hf, aws, ...).
+"""A stand-in for the system commands the bootstrap calls (apt-get, systemctl, uv, ...).
+
+``hf`` and ``python`` exist only inside a virtual environment after ``uv pip install`` put
+something there, as on the instance: a script that calls them before the bootstrap installed
+them (or a tool the bootstrap never installs, like the AWS CLI) finds nothing.
 
 Every call is appended to ``$STUB_LOG`` as one JSON line (``{"argv": [...]}``); what the command
 "did" is remembered as marker files in ``$STUB_STATE``, so a second run sees the first one's
@@ -68,6 +72,12 @@ def uv(argv: list[str]) -> int:
         print(f"uv {os.environ['STUB_UV_VERSION']}")
     elif argv[0] == "venv":
         Path(argv[-1], "bin").mkdir(parents=True, exist_ok=True)
+    elif argv[:2] == ["pip", "install"]:
+        bin_dir = Path(option_value(argv, "--python")).parent
+        for name in VENV_COMMANDS:
+            wrapper = bin_dir / name
+            wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {__file__} {name} "$@"\n')
+            wrapper.chmod(0o755)
     return 0
 
 
@@ -79,16 +89,15 @@ def hf(argv: list[str]) -> int:
 
 
 def python(argv: list[str]) -> int:
-    print(4096)  # the model's total size, as huggingface_hub would report it
-    return 0
-
-
-def aws(argv: list[str]) -> int:
-    if "list-secret-version-ids" in argv:
-        stage = "AWSCURRENT" if "AWSCURRENT" in option_value(argv, "--query") else None
-        print(SECRET_VERSION if stage else "None")
-    elif "get-secret-value" in argv:
-        print(SECRET_KEY)
+    if argv and argv[0].endswith("/qwen3vl-secret"):  # REGION ARN stages | value VERSION
+        denied = os.environ.get("STUB_DENIED")
+        if denied:  # what qwen3vl-secret says when the instance role is refused
+            action = "DescribeSecret" if argv[3] == "stages" else "GetSecretValue"
+            print(f"qwen3vl-keysync: access denied: {denied.format(action)}", file=sys.stderr)
+            return 3
+        print(f"{SECRET_VERSION} -" if argv[3] == "stages" else SECRET_KEY)
+    else:
+        print(4096)  # the model's total size, as huggingface_hub would report it
     return 0
 
 
@@ -99,11 +108,12 @@ HANDLERS = {
     "uv": uv,
     "hf": hf,
     "python": python,
-    "aws": aws,
 }
+#: Commands that exist only in a virtual environment the bootstrap installed something into.
+VENV_COMMANDS = ("hf", "python")
 #: Commands that only need to be recorded and succeed.
 RECORDED_ONLY = ("curl", "nginx", "useradd", "mkfs.ext4", "mount")
-NAMES = (*HANDLERS, *RECORDED_ONLY)
+NAMES = (*(n for n in HANDLERS if n not in VENV_COMMANDS), *RECORDED_ONLY)
 
 
 def ready_stage_state() -> str | None:

@@ -18,9 +18,10 @@ from command_stub import NAMES
 from qwen3vl_aws.instance.status import STAGE_NAMES, BootstrapStatus, parse_status
 from qwen3vl_aws.paths import userdata_dir
 from qwen3vl_aws.serving.planner import DRAFT_DIR_PLACEHOLDER, plan_serving
-from qwen3vl_aws.serving.versions import pinned_versions
+from qwen3vl_aws.serving.versions import pinned_versions, tools_requirements
 
 from rig.gateway import install_instance
+from rig.tools_env import BASE_PATH
 
 REPO = Path(__file__).resolve().parents[2]
 STUB = Path(__file__).resolve().parent / "command_stub.py"
@@ -300,13 +301,21 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int]]:
 
 
 def run_bootstrap(
-    root: Path, stubs: Path, log: Path, state: Path, *, fail: str = "", fail_arg: str = ""
+    root: Path,
+    stubs: Path,
+    log: Path,
+    state: Path,
+    *,
+    fail: str = "",
+    fail_arg: str = "",
+    denied: str = "",
 ) -> subprocess.CompletedProcess[str]:
     log.write_text("")
     env = {
         "STUB_FAIL": fail,
         "STUB_FAIL_ARG": fail_arg,
-        "PATH": f"{stubs}:/usr/local/bin:/usr/bin:/bin",
+        "STUB_DENIED": denied,
+        "PATH": f"{stubs}:{BASE_PATH}",
         "QWEN3VL_ROOT": str(root),
         "STUB_LOG": str(log),
         "STUB_STATE": str(state),
@@ -355,6 +364,9 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert any(c.startswith("apt-get") and " install " in c and "nginx" in c for c in first)
     assert any(f"vllm=={versions['VLLM_VERSION']}" in c for c in first if c.startswith("uv pip"))
     assert any(c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct --local-dir") for c in first)
+    # Everything the instance scripts call beyond the base OS comes from the tools environment.
+    tools = root / "opt/qwen3vl/tools"
+    assert f"uv pip install --python {tools}/bin/python {' '.join(tools_requirements())}" in first
     assert "systemctl start qwen3vl-gateway.service" in first
     assert "systemctl start --no-block qwen3vl-engine.service" in first
     # Boot: the bootstrap unit and the gateway come back; the engine waits for the bootstrap.
@@ -407,6 +419,24 @@ def test_a_failing_stage_is_recorded_and_stops_the_bootstrap(tmp_path: Path):
     ]
     assert not any(c.startswith("systemctl start") for c in calls(log))
     assert "bootstrap.log" in {p.name for p in (root / "var/log/qwen3vl").iterdir()}
+
+
+@pytest.mark.slow
+def test_a_denied_key_sync_names_the_action_in_the_log_and_status(tmp_path: Path):
+    root, stubs, log, state = installed_instance(tmp_path)
+    install_instance(root, settings(root, KEYSYNC_ATTEMPTS="2"))
+    secret = settings(root)["SECRET_ARN"]
+    refusal = "the instance role may not call secretsmanager:{} on " + secret
+    result = run_bootstrap(root, stubs, log, state, denied=refusal)
+    assert result.returncode != 0
+    said = refusal.format("DescribeSecret")
+    assert f"key sync attempt 1 of 2 failed: qwen3vl-keysync: access denied: {said}" in (
+        result.stdout
+    )
+    assert "has no AWSCURRENT version" not in result.stdout
+    configure = read_status(root).stage("configure")
+    assert configure.state == "failed"
+    assert said in configure.error
 
 
 # --- warm-up before ready -----------------------------------------------------------------

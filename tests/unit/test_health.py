@@ -129,10 +129,12 @@ def test_ssm_online_connection_lost_and_unregistered(ssm) -> None:
     deployment = deployment_for("i-0abc")
     results = [check_ssm(deployment, client) for _ in range(4)]
     assert [r.ok for r in results] == [True, False, False, False]
-    assert results[3].detail.startswith("Asking SSM about the instance: AccessDeniedException")
+    assert results[3].detail.startswith(
+        "Asking SSM about the instance: AWS denied DescribeInstanceInformation."
+    )
     assert results[0].detail == "Online (agent 3.3)"
     assert results[1].detail.startswith("ConnectionLost")
-    assert "AmazonSSMManagedInstanceCore" in (results[2].hint or "")
+    assert "ssm:UpdateInstanceInformation" in (results[2].hint or "")
     stubber.assert_no_pending_responses()
 
 

@@ -90,7 +90,7 @@ def test_aws_refusing_falls_back_to_the_catalog():
         spec = gpu_for("g6e.xlarge", StubbedClients(ec2))
         stub.assert_no_pending_responses()
     assert spec.source.startswith("built-in catalog; AWS not used:")
-    assert "UnauthorizedOperation" in spec.source
+    assert "AWS denied DescribeInstanceTypes" in spec.source
 
 
 def test_ec2_without_gpu_data_is_an_aws_error():

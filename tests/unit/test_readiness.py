@@ -209,6 +209,38 @@ def test_a_failed_stage_stops_the_wait_at_once(aws, gateway, root, channel) -> N
     assert "step 0" in str(caught.value)
 
 
+DENIED = (
+    "qwen3vl-keysync: access denied: the instance role may not call "
+    "secretsmanager:DescribeSecret on arn:aws:secretsmanager:us-east-1:1:secret:qwen3vl/x-AbCdEf"
+)
+
+
+def wait_with_configure(aws, gateway, root, channel, state: str, timeout: float) -> Exception:
+    """wait_until_ready while the configure stage is ``state`` with the DENIED error recorded."""
+    doc = status({"packages": "done", "model": "done", "configure": state})
+    next(item for item in doc["stages"] if item["name"] == "configure")["error"] = DENIED
+    with ScriptedInstance(root, [doc]), pytest.raises(CheckFailed) as caught:
+        wait_until_ready(
+            deployment(aws, gateway), aws, channel, timeout=timeout, console=console(),
+            poll_interval=0.02, api_key=KEY,
+        )  # fmt: skip
+    return caught.value
+
+
+def test_a_stage_failed_on_a_denied_action_says_which(aws, gateway, root, channel) -> None:
+    error = wait_with_configure(aws, gateway, root, channel, "failed", timeout=30)
+    assert not isinstance(error, Stalled)
+    assert f"Bootstrap stage 'configure' failed on the instance: {DENIED}" in str(error)
+
+
+def test_a_stage_stalled_while_retrying_a_denied_action_says_which(
+    aws, gateway, root, channel
+) -> None:
+    error = wait_with_configure(aws, gateway, root, channel, "running", timeout=2.0)
+    assert isinstance(error, Stalled) and error.stage == "configure"
+    assert f"stage configure is running; last error: {DENIED}" in str(error)
+
+
 def test_a_wrong_key_at_the_endpoint_fails_without_waiting_out(aws, gateway, root, channel):
     target = deployment(aws, gateway)
     with ScriptedInstance(root, PROGRESSION[-1:]), pytest.raises(CheckFailed) as caught:

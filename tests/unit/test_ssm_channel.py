@@ -115,7 +115,7 @@ def test_unregistered_instance_says_what_to_check(ssm):
 
     message = str(err.value)
     assert f"{INSTANCE} is not registered with SSM" in message
-    assert "AmazonSSMManagedInstanceCore" in message
+    assert "ssm:UpdateInstanceInformation" in message
     assert "no record of this instance" in message
 
 

@@ -81,5 +81,5 @@ def test_describe_instance_tolerates_a_vanished_instance() -> None:
         )
         assert describe_instance(ec2, "i-0abc") == {"InstanceId": "i-0abc"}
         stub.add_client_error("describe_instances", "UnauthorizedOperation", "not allowed")
-        with pytest.raises(AwsError, match="Describing the instance: UnauthorizedOperation"):
+        with pytest.raises(AwsError, match="Describing the instance: AWS denied DescribeInstances"):
             describe_instance(ec2, "i-0abc")

@@ -15,6 +15,7 @@ import botocore.exceptions
 from botocore.config import Config
 
 from ..errors import AwsError
+from . import denied
 
 RETRY_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 8}, connect_timeout=10, read_timeout=60
@@ -48,10 +49,12 @@ class ClientFactory:
         """
         key = (service, region, id(config))
         if key not in self._clients:
-            self._clients[key] = self._session.client(
-                service,
-                region_name=region or self.region,
-                config=RETRY_CONFIG.merge(config) if config else RETRY_CONFIG,
+            self._clients[key] = denied.install(
+                self._session.client(
+                    service,
+                    region_name=region or self.region,
+                    config=RETRY_CONFIG.merge(config) if config else RETRY_CONFIG,
+                )
             )
         return self._clients[key]
 
@@ -76,5 +79,8 @@ def aws_errors(action: str) -> Iterator[None]:
     except botocore.exceptions.EndpointConnectionError as exc:
         raise AwsError(f"{action}: cannot reach AWS at {exc.kwargs.get('endpoint_url')}.") from exc
     except botocore.exceptions.ClientError as exc:
+        refused = denied.denied(exc.response, exc.operation_name)
+        if refused is not None:
+            raise AwsError(denied.denied_message(action, *refused)) from exc
         err = exc.response.get("Error", {})
         raise AwsError(f"{action}: {err.get('Code', 'Error')}: {err.get('Message', exc)}") from exc

@@ -38,6 +38,7 @@ from python_terraform import Terraform as PyTerraform
 
 from ..errors import TerraformError, UsageError
 from ..paths import bundle_dir
+from .denied import terraform_hint
 
 DEFAULT_MIRROR = Path("/opt/tf-plugins")
 MIRROR_ENV = "QWEN3VL_TF_PLUGIN_MIRROR"
@@ -182,9 +183,8 @@ class Terraform:
             argv, cwd=self.module_dir, env=self._env(), capture_output=True, text=True, check=False
         )
         if proc.returncode != 0:
-            raise TerraformError(
-                f"terraform {argv[1]} failed:\n{(proc.stderr or proc.stdout).strip()}"
-            )
+            output = (proc.stderr or proc.stdout).strip()
+            raise TerraformError(f"terraform {argv[1]} failed:\n{output}{terraform_hint(output)}")
         return proc.stdout
 
     def _stream(
@@ -209,7 +209,7 @@ class Terraform:
             code = proc.wait()
         if code not in ok_codes:
             message = diagnostics_message(events) or stderr.strip() or f"exit code {code}"
-            raise TerraformError(f"terraform {argv[1]} failed:\n{message}")
+            raise TerraformError(f"terraform {argv[1]} failed:\n{message}{terraform_hint(message)}")
         return code, events
 
     # -- commands -----------------------------------------------------------------------------

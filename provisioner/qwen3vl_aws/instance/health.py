@@ -93,7 +93,8 @@ def check_ssm(deployment: Deployment, ssm: Any) -> CheckResult:
             name,
             "not registered with SSM",
             "A new instance needs a minute or two; otherwise check the SSM agent, the instance "
-            "profile (AmazonSSMManagedInstanceCore) and its route to the SSM endpoints.",
+            "role's ssm-agent policy (ssm:UpdateInstanceInformation, ec2messages, ssmmessages) "
+            "and its route to the SSM endpoints.",
         )
     ping = info[0].get("PingStatus", "Unknown")
     agent = info[0].get("AgentVersion", "?")

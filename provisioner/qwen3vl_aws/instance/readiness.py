@@ -238,8 +238,9 @@ def _wait_bootstrap(channel: CommandChannel, clock: _Clock, display: _Display) -
         if status is not None:
             _show(status, display)
             if status.failed:
+                why = f": {status.failed.error}" if status.failed.error else "."
                 raise CheckFailed(
-                    f"Bootstrap stage {status.failed.name!r} failed on the instance.\n"
+                    f"Bootstrap stage {status.failed.name!r} failed on the instance{why}\n"
                     + _last_lines(channel, status.failed.name)
                     + "\nSee everything: `qwen3vl-aws logs --unit bootstrap`."
                 )
@@ -254,6 +255,8 @@ def _wait_bootstrap(channel: CommandChannel, clock: _Clock, display: _Display) -
 def _describe(status: BootstrapStatus, stage: str) -> str:
     """``stage model is running (8.0 GB of 16.0 GB)``."""
     text = f"stage {stage} is {status.stage(stage).state}"
+    if status.stage(stage).error:  # e.g. the AWS action the instance role was denied
+        text += f"; last error: {status.stage(stage).error}"
     if stage == "model" and status.model_bytes is not None:
         total = f" of {status.model_bytes_total / 1e9:.1f} GB" if status.model_bytes_total else ""
         text += f" ({status.model_bytes / 1e9:.1f} GB{total})"

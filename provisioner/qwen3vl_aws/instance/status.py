@@ -64,6 +64,8 @@ class Stage:
     state: str
     started_at: datetime | None
     finished_at: datetime | None
+    #: Why a failed stage failed, as the bootstrap recorded it (e.g. the AWS action denied).
+    error: str | None = None
 
     def duration(self, now: datetime | None = None) -> float | None:
         """Seconds the stage took (or has taken so far, while running)."""
@@ -114,6 +116,7 @@ def parse_status(text: str) -> BootstrapStatus:
                 state=str(item["state"]),
                 started_at=parse_timestamp(item.get("started_at")),
                 finished_at=parse_timestamp(item.get("finished_at")),
+                error=item.get("error"),
             )
             for item in raw["stages"]
         )

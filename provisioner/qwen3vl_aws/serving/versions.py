@@ -38,3 +38,10 @@ def _load(source: Path) -> dict[str, str]:
 def pinned_versions(path: Path | None = None) -> dict[str, str]:
     """The pinned versions as a new dict, e.g. ``{"VLLM_VERSION": "0.32.0", ...}``."""
     return dict(_load(path or userdata_dir() / "versions.env"))
+
+
+def tools_requirements(path: Path | None = None) -> list[str]:
+    """What the bootstrap installs into its tools environment (/opt/qwen3vl/tools), in order:
+    huggingface_hub for the model download, boto3 for the key sync."""
+    pins = pinned_versions(path)
+    return [f"huggingface_hub=={pins['HF_HUB_VERSION']}", f"boto3=={pins['BOTO3_VERSION']}"]

@@ -29,8 +29,9 @@ STDERR_CAP = 8_000
 DOCUMENT = "AWS-RunShellScript"
 
 NOT_REGISTERED_HINT = (
-    "Check that the SSM agent runs on the instance, that its instance profile grants "
-    "AmazonSSMManagedInstanceCore, and that it can reach the ssm, ssmmessages and ec2messages "
+    "Check that the SSM agent runs on the instance, that its role keeps the ssm-agent policy "
+    "(ssm:UpdateInstanceInformation, ec2messages:*, ssmmessages:*), and that it can reach the ssm, "
+    "ssmmessages and ec2messages "
     "endpoints (public internet or VPC endpoints). A freshly launched instance needs a minute or "
     "two to register."
 )

@@ -1,0 +1,300 @@
+"""The resources (ARNs) and condition keys an AWS request is authorized against.
+
+moto checks every request against Resource ``*``. To check resource scoping, the recording server
+(``rig.iam.server``) turns each request into the (action, resource ARN, condition context) pairs
+IAM would evaluate, following the Service Authorization Reference for the actions this toolkit,
+its Terraform module and its instance scripts call. It also adds the checks AWS makes that moto
+does not: ``iam:PassRole`` when an instance is launched with an instance profile, and the tagging
+action when a resource is created with tags.
+
+Actions IAM only authorizes against ``*`` (Describe/List calls, Pricing, GetCallerIdentity) are
+listed in :data:`UNSCOPED`. An action in neither that list nor the mappings below is recorded as
+unmapped, and the scoping check fails on it: a new call needs a line here, never a silent ``*``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Actions whose authorization uses Resource "*" only (or whose resource we do not narrow).
+UNSCOPED = re.compile(
+    r"^(ec2:Describe\w+|ec2:GetConsoleOutput|iam:List(Roles|Policies|InstanceProfiles)"
+    r"|pricing:\w+|sts:GetCallerIdentity|secretsmanager:(ListSecrets|GetRandomPassword)"
+    r"|ssm:(GetCommandInvocation|ListCommandInvocations|ListCommands|DescribeInstanceInformation))$"
+)
+
+
+@dataclass
+class Request:
+    """One request as the server saw it."""
+
+    service: str  # the signing name: ec2, iam, secretsmanager, ssm, sts, pricing
+    operation: str  # e.g. DescribeSecret
+    params: dict[str, Any]
+    account: str
+    region: str
+    lookup: Callable[[str, str], Any] = field(repr=False)  # (kind, id) -> ARN/tags or None
+
+    @property
+    def action(self) -> str:
+        return f"{self.service}:{self.operation}"
+
+    def values(self, name: str) -> list[str]:
+        """Every value of ``name``, plain (JSON) or numbered (``Name.1``, query protocol)."""
+        found = []
+        for key, value in self.params.items():
+            if key == name or re.fullmatch(re.escape(name) + r"\.\d+", key):
+                found.extend(value if isinstance(value, list) else [value])
+        return [str(v) for v in found]
+
+    def ec2_arn(self, kind: str, ident: str, *, owner: str | None = None) -> str:
+        account = self.account if owner is None else owner
+        return f"arn:aws:ec2:{self.region}:{account}:{kind}/{ident}"
+
+
+@dataclass
+class Pair:
+    """One authorization IAM makes for a request: an action on a resource, with context."""
+
+    action: str
+    resource: str
+    context: dict[str, str] = field(default_factory=dict)
+
+
+EC2_ID_KINDS = {
+    "i-": "instance",
+    "sg-": "security-group",
+    "eipalloc-": "elastic-ip",
+    "vol-": "volume",
+    "eni-": "network-interface",
+    "subnet-": "subnet",
+    "vpc-": "vpc",
+    "ami-": "image",
+    "sgr-": "security-group-rule",
+}
+
+
+def ec2_resource(req: Request, ident: str) -> str:
+    kind = next((k for p, k in EC2_ID_KINDS.items() if ident.startswith(p)), "unknown")
+    return req.ec2_arn(kind, ident, owner="" if kind == "image" else None)
+
+
+def _secret(req: Request) -> list[str]:
+    secret_id = (req.values("SecretId") or req.values("Name"))[0]
+    arn = req.lookup("secret", secret_id)
+    if arn is None and req.operation == "CreateSecret":
+        # The ARN a new secret gets: its name and six random characters.
+        arn = f"arn:aws:secretsmanager:{req.region}:{req.account}:secret:{secret_id}-??????"
+    return [arn or secret_id]
+
+
+def _iam(kind: str, param: str) -> Callable[[Request], list[str]]:
+    def resources(req: Request) -> list[str]:
+        name = req.values(param)[0]
+        path = (req.values("Path") or ["/"])[0]
+        return [req.lookup(kind, name) or f"arn:aws:iam::{req.account}:{kind}{path}{name}"]
+
+    return resources
+
+
+def _ec2_ids(*params: str) -> Callable[[Request], list[str]]:
+    def resources(req: Request) -> list[str]:
+        return [ec2_resource(req, v) for p in params for v in req.values(p)]
+
+    return resources
+
+
+def _run_instances(req: Request) -> list[str]:
+    ids = [*req.values("ImageId"), *req.values("SubnetId"), *req.values("SecurityGroupId")]
+    created = ("instance", "volume", "network-interface")
+    return [ec2_resource(req, i) for i in ids] + [req.ec2_arn(k, "*") for k in created]
+
+
+def _send_command(req: Request) -> list[str]:
+    document = req.values("DocumentName")[0]
+    owner = "" if document.startswith("AWS-") else req.account
+    return [f"arn:aws:ssm:{req.region}:{owner}:document/{document}"] + [
+        req.ec2_arn("instance", i) for i in req.values("InstanceIds")
+    ]
+
+
+def _parameters(req: Request) -> list[str]:
+    names = req.values("Name") + req.values("Names")
+    return [
+        f"arn:aws:ssm:{req.region}:{'' if n.startswith('/aws/') else req.account}:parameter{n}"
+        for n in names
+    ]
+
+
+def _assume_role(req: Request) -> list[str]:
+    return req.values("RoleArn")
+
+
+MAPPED: dict[str, Callable[[Request], list[str]]] = {
+    **{
+        f"secretsmanager:{op}": _secret
+        for op in [
+            "CreateSecret",
+            "DescribeSecret",
+            "GetSecretValue",
+            "PutSecretValue",
+            "DeleteSecret",
+            "ListSecretVersionIds",
+            "UpdateSecretVersionStage",
+            "GetResourcePolicy",
+            "TagResource",
+            "UntagResource",
+            "UpdateSecret",
+            "RestoreSecret",
+        ]
+    },
+    **{
+        f"iam:{op}": _iam("role", "RoleName")
+        for op in [
+            "CreateRole",
+            "GetRole",
+            "DeleteRole",
+            "TagRole",
+            "UntagRole",
+            "UpdateRole",
+            "UpdateAssumeRolePolicy",
+            "PutRolePolicy",
+            "GetRolePolicy",
+            "DeleteRolePolicy",
+            "ListRolePolicies",
+            "AttachRolePolicy",
+            "DetachRolePolicy",
+            "ListAttachedRolePolicies",
+            "ListInstanceProfilesForRole",
+        ]
+    },
+    **{
+        f"iam:{op}": _iam("instance-profile", "InstanceProfileName")
+        for op in [
+            "CreateInstanceProfile",
+            "GetInstanceProfile",
+            "DeleteInstanceProfile",
+            "AddRoleToInstanceProfile",
+            "RemoveRoleFromInstanceProfile",
+            "TagInstanceProfile",
+        ]
+    },
+    **{
+        f"ec2:{op}": _ec2_ids("InstanceId", "InstanceIds")
+        for op in [
+            "StartInstances",
+            "StopInstances",
+            "TerminateInstances",
+            "ModifyInstanceAttribute",
+            "ModifyInstanceMetadataOptions",
+            "MonitorInstances",
+        ]
+    },
+    **{
+        f"ec2:{op}": _ec2_ids("GroupId")
+        for op in [
+            "AuthorizeSecurityGroupIngress",
+            "AuthorizeSecurityGroupEgress",
+            "DeleteSecurityGroup",
+            "RevokeSecurityGroupIngress",
+            "RevokeSecurityGroupEgress",
+        ]
+    },
+    "ec2:CreateTags": _ec2_ids("ResourceId"),
+    "ec2:DeleteTags": _ec2_ids("ResourceId"),
+    "ec2:AssociateAddress": _ec2_ids("AllocationId", "InstanceId"),
+    "ec2:DisassociateAddress": lambda req: [req.ec2_arn("elastic-ip", "*")],
+    "ec2:ReleaseAddress": _ec2_ids("AllocationId"),
+    "ec2:RunInstances": _run_instances,
+    "ec2:AllocateAddress": lambda req: [req.ec2_arn("elastic-ip", "*")],
+    "ec2:CreateSecurityGroup": lambda req: [
+        req.ec2_arn("security-group", "*"),
+        *[req.ec2_arn("vpc", v) for v in req.values("VpcId")],
+    ],
+    "ssm:SendCommand": _send_command,
+    "ssm:GetParameter": _parameters,
+    "ssm:GetParameters": _parameters,
+    "sts:AssumeRole": _assume_role,
+}
+
+
+#: Creating with tags is also authorized as the tagging action (AWS checks both; moto neither).
+TAG_ON_CREATE = {
+    "iam:CreateRole": "iam:TagRole",
+    "iam:CreateInstanceProfile": "iam:TagInstanceProfile",
+    "secretsmanager:CreateSecret": "secretsmanager:TagResource",
+    "ec2:RunInstances": "ec2:CreateTags",
+    "ec2:CreateSecurityGroup": "ec2:CreateTags",
+    "ec2:AllocateAddress": "ec2:CreateTags",
+}
+
+
+def _has_tags(req: Request) -> bool:
+    return any(k == "Tags" or k.startswith(("Tags.", "TagSpecification")) for k in req.params)
+
+
+def _implied(req: Request, found: list[Pair]) -> list[Pair]:
+    """The extra authorizations AWS makes for this request: tagging what it creates, and
+    passing the instance role to EC2."""
+    implied = []
+    if req.action in TAG_ON_CREATE and _has_tags(req):
+        # IAM and Secrets Manager: the one resource created; EC2: the created resources of the
+        # types the request's TagSpecifications name.
+        created, context = [p.resource for p in found], {}
+        if req.service == "ec2":
+            typed = {v for k, v in req.params.items() if k.endswith(".ResourceType")}
+            created = [r for r in created if r.endswith("*") and r.split(":")[-1][:-2] in typed]
+            context = {"ec2:CreateAction": req.operation}
+        for arn in created:
+            implied.append(Pair(TAG_ON_CREATE[req.action], arn, context))
+    if req.action == "ec2:RunInstances":
+        profile = req.values("IamInstanceProfile.Name") or req.values("IamInstanceProfile.Arn")
+        for name in profile[:1]:
+            role = req.lookup("instance-profile-role", name.rsplit("/", 1)[-1])
+            context = {"iam:PassedToService": "ec2.amazonaws.com"}
+            implied.append(Pair("iam:PassRole", role or name, context))
+    return implied
+
+
+def _request_tags(req: Request, kind: str | None = None) -> dict[str, str]:
+    """aws:RequestTag/* of an EC2 request: the tags it puts on a created resource of ``kind``
+    (its TagSpecification for that resource type), or on the resources CreateTags names."""
+    context = {}
+    for key, value in req.params.items():
+        spec = re.fullmatch(r"(TagSpecification\.\d+\.)?Tag\.\d+\.Key", key)
+        if spec is None:
+            continue
+        if spec[1] and req.params.get(f"{spec[1]}ResourceType") != kind:
+            continue
+        context[f"aws:RequestTag/{value}"] = str(req.params.get(key[:-3] + "Value", ""))
+    return context
+
+
+def _with_tags(req: Request, pair: Pair) -> Pair:
+    """EC2 (and SSM-on-instance) pairs with the tag condition keys IAM would see: the request's
+    tags for what it creates, the resource's own tags for what exists."""
+    if not pair.resource.startswith("arn:aws:ec2:"):
+        return pair
+    kind, ident = pair.resource.split(":")[-1].split("/", 1)
+    if ident == "*":
+        tags = _request_tags(req, kind)
+    else:
+        found = req.lookup("ec2-tags", ident) or {}
+        tags = {f"aws:ResourceTag/{k}": v for k, v in found.items()}
+        if req.action == "ec2:CreateTags":
+            tags.update(_request_tags(req))
+    return Pair(pair.action, pair.resource, {**pair.context, **tags})
+
+
+def pairs(req: Request) -> tuple[list[Pair], bool]:
+    """The (action, resource) pairs IAM authorizes for ``req``, and whether the action is known."""
+    if req.action in MAPPED:
+        found = [Pair(req.action, arn) for arn in MAPPED[req.action](req)]
+    elif UNSCOPED.match(req.action):
+        found = [Pair(req.action, "*")]
+    else:
+        return [Pair(req.action, "*")], False
+    return [_with_tags(req, p) for p in found + _implied(req, found)], True

@@ -1,0 +1,130 @@
+"""moto in its own process, IAM enforced, every request recorded.
+
+``python -m rig.iam.server PORT RECORD_FILE`` serves moto on 127.0.0.1:PORT. Its own process,
+because moto keeps its backends and its enforcement switch (``INITIAL_NO_AUTH_ACTION_COUNT``)
+process-wide: the shared, non-enforcing session emulator of the other tests must not change.
+Enforcement is switched with moto's own ``/moto-api/reset-auth`` (``0`` on, ``inf`` off).
+
+Each request appends one JSON line to RECORD_FILE: the caller's access key id, the action,
+whether enforcement was on and whether moto allowed it, and the (action, resource, context)
+pairs :mod:`rig.iam.arns` derives, which the scoping check evaluates against the real policies.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+import threading
+from dataclasses import asdict
+from typing import Any
+
+from rig.iam.arns import Request, pairs
+
+_lock = threading.Lock()
+
+
+def _params(response: Any) -> dict[str, Any]:
+    body = response.body
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    if isinstance(body, str) and body.lstrip().startswith("{"):
+        return json.loads(body)
+    return {
+        k: v[0] if isinstance(v, list) and len(v) == 1 else v
+        for k, v in response.querystring.items()
+    }
+
+
+def _lookup(account: str, region: str):
+    """(kind, name) -> the ARN (or, for "ec2-tags", the tags) of an existing resource in the
+    emulator, else None."""
+    from moto.ec2.models import ec2_backends
+    from moto.iam.models import iam_backends
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    def lookup(kind: str, name: str) -> str | None:
+        iam = iam_backends[account]["aws"]
+        try:
+            if kind == "secret":
+                return secretsmanager_backends[account][region].secrets[name].arn
+            if kind == "role":
+                return iam.get_role(name).arn
+            if kind == "instance-profile":
+                return iam.get_instance_profile(name).arn
+            if kind == "ec2-tags":
+                return dict(ec2_backends[account][region].tags.get(name, {}))
+            if kind == "instance-profile-role":
+                return iam.get_instance_profile(name).roles[0].arn
+        except Exception:  # not there (yet): the caller builds the ARN from the name
+            return None
+        raise ValueError(kind)
+
+    return lookup
+
+
+def describe(response: Any) -> dict[str, Any]:
+    """The record of one request (before moto handles it, so deleted things still resolve)."""
+    scope = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/", response.headers["Authorization"])
+    key, region, service = scope.groups() if scope else ("", response.region, "")
+    operation = response._get_action()
+    account = response.current_account
+    req = Request(service, operation, _params(response), account, region, _lookup(account, region))
+    found, mapped = pairs(req)
+    return {
+        "access_key": key,
+        "action": req.action,
+        "mapped": mapped,
+        "pairs": [asdict(p) for p in found],
+        "params": sorted(req.params),
+    }
+
+
+def install_recorder(record_path: str) -> None:
+    from moto import settings
+    from moto.core.authorization import ActionAuthenticatorMixin
+
+    original = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+
+    def recording(self: Any, resource: str = "*") -> None:
+        enforced = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+        try:
+            entry = describe(self) if "Authorization" in self.headers else None
+        except Exception as exc:  # a broken derivation must show, not pass silently
+            entry = {"action": "?", "mapped": False, "pairs": [], "error": repr(exc)}
+        allowed = True
+        try:
+            original(self, resource)
+        except Exception:
+            allowed = False
+            raise
+        finally:
+            if entry is not None:
+                entry.update(enforced=enforced, allowed=allowed)
+                with _lock, open(record_path, "a") as out:
+                    out.write(json.dumps(entry) + "\n")
+
+    ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = recording
+
+
+def main(argv: list[str]) -> None:
+    port, record_path = int(argv[0]), argv[1]
+    from moto.server import ThreadedMotoServer
+
+    from rig.moto_fidelity import keep_gp3_performance
+
+    install_recorder(record_path)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with keep_gp3_performance():
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        server.start()
+        try:
+            stop.wait()
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,257 @@
+"""rig.iam.policy: the evaluator that checks resource scoping moto cannot, and rig.iam.arns /
+rig.iam.check, which feed it. Expected decisions follow AWS's policy evaluation logic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from rig.iam.arns import Request, pairs
+from rig.iam.check import out_of_scope, refused, unmapped
+from rig.iam.policy import broader_than_used, evaluate, like, operator_policy, widened
+
+SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:qwen3vl/prod/api-key-1-AbCdEf"
+OTHER_SECRET = "arn:aws:secretsmanager:us-east-1:111122223333:secret:payroll/db-XyZ123"
+ROLE = "arn:aws:iam::111122223333:role/qwen3vl/prod-instance-1"
+
+
+def policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def allow(**fields: Any) -> dict[str, Any]:
+    return {"Effect": "Allow", **fields}
+
+
+@pytest.mark.parametrize(
+    ("glob", "value", "ignore_case", "expected"),
+    [
+        ("secretsmanager:*", "secretsmanager:GetSecretValue", True, True),
+        ("secretsmanager:Get*", "secretsmanager:DescribeSecret", True, False),
+        ("SECRETSMANAGER:getsecretvalue", "secretsmanager:GetSecretValue", True, True),
+        ("ec2:Describe?nstances", "ec2:DescribeInstances", True, True),
+        ("ec2:Describe?nstances", "ec2:DescribeXXnstances", True, False),
+        ("arn:aws:iam::*:role/qwen3vl/*", ROLE, False, True),
+        ("arn:aws:iam::*:role/QWEN3VL/*", ROLE, False, False),  # resources are case-sensitive
+        ("arn:aws:s3:::a.b", "arn:aws:s3:::aXb", False, False),  # dots are literal
+    ],
+)
+def test_wildcards(glob: str, value: str, ignore_case: bool, expected: bool):
+    assert like(glob, value, ignore_case=ignore_case) is expected
+
+
+def test_resource_scoping_allows_only_the_named_secret():
+    documents = [policy(allow(Action="secretsmanager:GetSecretValue", Resource=SECRET))]
+    assert evaluate(documents, "secretsmanager:GetSecretValue", SECRET).allowed
+    other = evaluate(documents, "secretsmanager:GetSecretValue", OTHER_SECRET)
+    assert (other.allowed, other.reason) == (False, "no statement allows it")
+
+
+def test_an_action_not_listed_is_implicitly_denied():
+    documents = [policy(allow(Action=["secretsmanager:DescribeSecret"], Resource=SECRET))]
+    decision = evaluate(documents, "secretsmanager:ListSecretVersionIds", SECRET)
+    assert not decision.allowed
+
+
+def test_explicit_deny_wins_over_any_allow():
+    documents = [
+        policy(allow(Sid="All", Action="*", Resource="*")),
+        policy({"Sid": "NoPayroll", "Effect": "Deny", "Action": "*", "Resource": OTHER_SECRET}),
+    ]
+    decision = evaluate(documents, "secretsmanager:GetSecretValue", OTHER_SECRET)
+    assert (decision.allowed, decision.reason) == (False, "explicitly denied by NoPayroll")
+    assert evaluate(documents, "secretsmanager:GetSecretValue", SECRET).allowed
+
+
+def test_not_action_allows_everything_else():
+    documents = [policy(allow(NotAction=["iam:*", "sts:*"], Resource="*"))]
+    assert evaluate(documents, "ec2:RunInstances", "*").allowed
+    assert not evaluate(documents, "iam:CreateRole", ROLE).allowed
+
+
+def test_not_resource_allows_everything_but_the_listed():
+    documents = [policy(allow(Action="secretsmanager:*", NotResource=OTHER_SECRET))]
+    assert evaluate(documents, "secretsmanager:GetSecretValue", SECRET).allowed
+    assert not evaluate(documents, "secretsmanager:GetSecretValue", OTHER_SECRET).allowed
+
+
+PASS_ROLE = policy(
+    allow(
+        Action="iam:PassRole",
+        Resource="arn:aws:iam::*:role/qwen3vl/*",
+        Condition={"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}},
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        ({"iam:PassedToService": "ec2.amazonaws.com"}, True),
+        ({"IAM:passedtoservice": "ec2.amazonaws.com"}, True),  # keys are case-insensitive
+        ({"iam:PassedToService": "lambda.amazonaws.com"}, False),
+        ({}, False),  # a missing key fails a positive operator
+    ],
+)
+def test_string_equals_condition(context: dict[str, str], expected: bool):
+    assert evaluate([PASS_ROLE], "iam:PassRole", ROLE, context).allowed is expected
+
+
+@pytest.mark.parametrize(
+    ("operator", "wanted", "context", "expected"),
+    [
+        ("StringNotEquals", "prod", {"aws:ResourceTag/Env": "dev"}, True),
+        ("StringNotEquals", "prod", {"aws:ResourceTag/Env": "prod"}, False),
+        ("StringNotEquals", "prod", {}, True),  # a missing key satisfies a negated operator
+        ("StringLike", "qwen3vl-*", {"aws:ResourceTag/Env": "qwen3vl-a"}, True),
+        ("StringNotLike", "qwen3vl-*", {"aws:ResourceTag/Env": "qwen3vl-a"}, False),
+        ("StringEqualsIgnoreCase", "PROD", {"aws:ResourceTag/Env": "prod"}, True),
+        ("StringEqualsIfExists", "prod", {}, True),
+        ("StringEqualsIfExists", "prod", {"aws:ResourceTag/Env": "dev"}, False),
+        ("Null", "true", {}, True),
+        ("Null", "false", {}, False),
+        ("Null", "false", {"aws:ResourceTag/Env": "x"}, True),
+        ("StringEquals", ["dev", "prod"], {"aws:ResourceTag/Env": "prod"}, True),  # values ORed
+    ],
+)
+def test_condition_operators(operator: str, wanted: Any, context: dict, expected: bool):
+    condition = {operator: {"aws:ResourceTag/Env": wanted}}
+    documents = [policy(allow(Action="ec2:StopInstances", Resource="*", Condition=condition))]
+    assert evaluate(documents, "ec2:StopInstances", "*", context).allowed is expected
+
+
+def test_arn_like_matches_part_by_part():
+    condition = {"ArnLike": {"aws:SourceArn": "arn:aws:ec2:*:*:instance/*"}}
+    documents = [policy(allow(Action="ssm:SendCommand", Resource="*", Condition=condition))]
+    instance = "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc"
+    assert evaluate(documents, "ssm:SendCommand", "*", {"aws:SourceArn": instance}).allowed
+    volume = "arn:aws:ec2:us-east-1:111122223333:volume/vol-1"
+    assert not evaluate(documents, "ssm:SendCommand", "*", {"aws:SourceArn": volume}).allowed
+
+
+def test_every_operator_and_key_of_a_block_must_hold():
+    condition = {
+        "StringEquals": {"aws:ResourceTag/Project": "qwen3vl-aws", "ec2:Region": "us-east-1"},
+    }
+    documents = [policy(allow(Action="ec2:StopInstances", Resource="*", Condition=condition))]
+    both = {"aws:ResourceTag/Project": "qwen3vl-aws", "ec2:Region": "us-east-1"}
+    assert evaluate(documents, "ec2:StopInstances", "*", both).allowed
+    one = {"aws:ResourceTag/Project": "qwen3vl-aws", "ec2:Region": "eu-west-1"}
+    assert not evaluate(documents, "ec2:StopInstances", "*", one).allowed
+
+
+def test_an_unsupported_operator_fails_loudly():
+    condition = {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}
+    documents = [policy(allow(Action="*", Resource="*", Condition=condition))]
+    with pytest.raises(NotImplementedError, match="DateGreaterThan"):
+        evaluate(documents, "ec2:StopInstances", "*", {"aws:CurrentTime": "x"})
+
+
+def test_widened_keeps_actions_and_drops_resources_and_conditions():
+    wide = widened(PASS_ROLE)
+    assert wide["Statement"] == [{"Effect": "Allow", "Action": "iam:PassRole", "Resource": "*"}]
+    assert PASS_ROLE["Statement"][0]["Resource"] != "*"  # the original is untouched
+
+
+def test_broader_than_used_reports_unused_actions_and_needless_wildcards():
+    document = policy(
+        allow(Sid="Keys", Action=["secretsmanager:GetSecretValue", "kms:Decrypt"], Resource="*")
+    )
+    used = [("secretsmanager:GetSecretValue", SECRET, {})]
+    details = [b.detail for b in broader_than_used(document, used)]
+    assert details == [
+        "kms:Decrypt is granted but never called",
+        "Resource * although every call named a resource",
+    ]
+
+
+def test_the_shipped_operator_policy_parses_and_scopes_iam_to_the_toolkit_path():
+    documents = [operator_policy()]
+    assert evaluate(documents, "iam:CreateRole", ROLE).allowed
+    admin = "arn:aws:iam::111122223333:role/Admin"
+    assert not evaluate(documents, "iam:CreateRole", admin).allowed
+    assert not evaluate(documents, "iam:PassRole", ROLE, {}).allowed
+    assert not evaluate(documents, "secretsmanager:GetSecretValue", OTHER_SECRET).allowed
+
+
+# --- arns: requests to (action, resource) pairs -----------------------------------------------
+
+
+def request(service: str, operation: str, params: dict[str, Any], **known: str) -> Request:
+    return Request(
+        service, operation, params, "111122223333", "us-east-1", lambda kind, name: known.get(kind)
+    )
+
+
+def test_a_secret_named_by_id_is_resolved_to_its_arn():
+    req = request("secretsmanager", "DescribeSecret", {"SecretId": "qwen3vl/prod"}, secret=SECRET)
+    found, mapped = pairs(req)
+    assert mapped and [(p.action, p.resource) for p in found] == [
+        ("secretsmanager:DescribeSecret", SECRET)
+    ]
+
+
+def test_launching_with_a_profile_passes_the_role_and_tags_what_it_creates():
+    params = {
+        "ImageId": "ami-1",
+        "SubnetId": "subnet-1",
+        "SecurityGroupId.1": "sg-1",
+        "IamInstanceProfile.Name": "prod-instance-1",
+        "TagSpecification.1.ResourceType": "instance",
+    }
+    found, _ = pairs(request("ec2", "RunInstances", params, **{"instance-profile-role": ROLE}))
+    implied = [(p.action, p.resource, p.context) for p in found if p.action != "ec2:RunInstances"]
+    arn = "arn:aws:ec2:us-east-1:111122223333:"
+    assert implied == [
+        ("ec2:CreateTags", f"{arn}instance/*", {"ec2:CreateAction": "RunInstances"}),
+        ("iam:PassRole", ROLE, {"iam:PassedToService": "ec2.amazonaws.com"}),
+    ]
+
+
+def test_an_unknown_action_is_reported_unmapped():
+    _, mapped = pairs(request("ec2", "ImportImage", {}))
+    assert not mapped
+    entries = [{"action": "ec2:ImportImage", "mapped": mapped, "pairs": [], "allowed": True}]
+    assert unmapped(entries) == ["ec2:ImportImage"]
+
+
+def test_check_names_each_call_outside_the_policy_and_each_refusal():
+    document = policy(allow(Action="secretsmanager:GetSecretValue", Resource=SECRET))
+    entries = [
+        {
+            "action": "secretsmanager:GetSecretValue",
+            "mapped": True,
+            "enforced": True,
+            "allowed": True,
+            "pairs": [
+                {"action": "secretsmanager:GetSecretValue", "resource": r, "context": {}}
+                for r in (SECRET, OTHER_SECRET)
+            ],
+        },
+        {"action": "secretsmanager:ListSecretVersionIds", "mapped": True, "enforced": True,
+         "allowed": False, "pairs": []},
+    ]  # fmt: skip
+    assert out_of_scope(entries, [document]) == [
+        f"secretsmanager:GetSecretValue on {OTHER_SECRET}: no statement allows it"
+    ]
+    assert refused(entries) == ["secretsmanager:ListSecretVersionIds"]
+
+
+def test_request_tags_count_per_resource_type_so_an_untagged_volume_is_refused():
+    params = {
+        "ImageId": "ami-1",
+        "SubnetId": "subnet-1",
+        "TagSpecification.1.ResourceType": "instance",
+        "TagSpecification.1.Tag.1.Key": "Project",
+        "TagSpecification.1.Tag.1.Value": "qwen3vl-aws",
+        "TagSpecification.2.ResourceType": "volume",
+        "TagSpecification.2.Tag.1.Key": "Name",
+        "TagSpecification.2.Tag.1.Value": "root",
+    }
+    found, _ = pairs(request("ec2", "RunInstances", params))
+    entries = [{"action": "ec2:RunInstances", "mapped": True, "allowed": True,
+                "pairs": [vars(p) for p in found]}]  # fmt: skip
+    assert out_of_scope(entries, [operator_policy()]) == [
+        "ec2:RunInstances on arn:aws:ec2:us-east-1:111122223333:volume/*: no statement allows it"
+    ]
