@@ -32,6 +32,7 @@ INSTANCE_FILES = {
     "opt/qwen3vl/bin/qwen3vl-bootstrap": "bin/qwen3vl-bootstrap",
     "opt/qwen3vl/bin/qwen3vl-keysync": "bin/qwen3vl-keysync",
     "opt/qwen3vl/bin/qwen3vl-engine": "bin/qwen3vl-engine",
+    "opt/qwen3vl/bin/qwen3vl-modelcache": "bin/qwen3vl-modelcache",
     "opt/qwen3vl/share/versions.env": "versions.env",
     "opt/qwen3vl/share/gateway.conf": "share/gateway.conf",
     "opt/qwen3vl/share/qwen3vl-engine.service": "share/qwen3vl-engine.service",

@@ -65,6 +65,7 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         "/opt/qwen3vl/bin/qwen3vl-bootstrap": source / "bin" / "qwen3vl-bootstrap",
         "/opt/qwen3vl/bin/qwen3vl-keysync": source / "bin" / "qwen3vl-keysync",
         "/opt/qwen3vl/bin/qwen3vl-engine": source / "bin" / "qwen3vl-engine",
+        "/opt/qwen3vl/bin/qwen3vl-modelcache": source / "bin" / "qwen3vl-modelcache",
         "/opt/qwen3vl/share/versions.env": source / "versions.env",
         "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
         "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",

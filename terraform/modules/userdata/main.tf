@@ -18,6 +18,8 @@ locals {
     PORT                  = tostring(var.port)
     ALLOWED_MEDIA_DOMAINS = join(" ", var.allowed_media_domains)
     MODEL_CACHE           = var.model_cache
+    MODEL_CACHE_BUCKET    = var.model_cache_bucket
+    MODEL_REVISION        = var.model_revision
   }
   deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 
@@ -33,6 +35,7 @@ locals {
     "/opt/qwen3vl/bin/qwen3vl-bootstrap"            = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-bootstrap") }
     "/opt/qwen3vl/bin/qwen3vl-keysync"              = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-keysync") }
     "/opt/qwen3vl/bin/qwen3vl-engine"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
+    "/opt/qwen3vl/bin/qwen3vl-modelcache"           = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-modelcache") }
   }
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {

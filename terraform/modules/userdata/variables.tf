@@ -133,3 +133,15 @@ variable "model_cache" {
     error_message = "model_cache must be \"ebs\" or \"instance-store\"."
   }
 }
+
+variable "model_cache_bucket" {
+  description = "S3 model cache bucket (\"\" = none): the bootstrap streams the weights from it, or fills it once."
+  type        = string
+  default     = ""
+}
+
+variable "model_revision" {
+  description = "Pinned commit hash of the model (\"\" = the hub's main branch, no S3 cache)."
+  type        = string
+  default     = ""
+}
