@@ -23,7 +23,7 @@ locals {
   }
   deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 
-  files = {
+  sources = {
     "/etc/qwen3vl/deploy.env"                      = { mode = "0644", content = local.deploy_env }
     "/opt/qwen3vl/share/versions.env"              = { mode = "0644", content = file("${local.source_dir}/versions.env") }
     "/opt/qwen3vl/share/gateway.conf"              = { mode = "0644", content = file("${local.source_dir}/share/gateway.conf") }
@@ -37,6 +37,11 @@ locals {
     "/opt/qwen3vl/bin/qwen3vl-engine"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
     "/opt/qwen3vl/bin/qwen3vl-modelcache"           = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-modelcache") }
   }
+
+  # Full-line comments are dropped from what the instance receives (not "#!" shebangs): they
+  # are for readers of the repository, and EC2 allows only 16 KB of user data.
+  comment_line = "/(?m)^[ \\t]*#([^!\\n][^\\n]*)?\\n/"
+  files        = { for path, f in local.sources : path => { mode = f.mode, content = replace(f.content, local.comment_line, "") } }
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name
