@@ -40,6 +40,7 @@ from .instance_status import (
     parse_unit_states,
     read_snapshot,
 )
+from .timeline import describe_weights
 
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 CERT_MISMATCH = "certificate mismatch: the endpoint is not trusted"
@@ -166,7 +167,10 @@ def check_bootstrap(section: Section) -> CheckResult:
         )
     if not status.ready:
         return _fail(name, f"at stage {status.reached} ({durations})", "`qwen3vl-aws wait`.")
-    return CheckResult(name, True, f"ready ({durations})")
+    weights = describe_weights(status.weights)
+    return CheckResult(
+        name, True, f"ready ({durations})" + (f"; weights: {weights}" if weights else "")
+    )
 
 
 def check_units(section: Section) -> CheckResult:

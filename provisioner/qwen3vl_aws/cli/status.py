@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -11,8 +12,14 @@ from . import App, pass_app
 
 @click.command(name="status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (for scripts).")
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="Where the start's seconds went (launch, boot, packages, weights, engine, first answer), "
+    "last start next to the first; reads the instance's status over the command channel.",
+)
 @pass_app
-def command(app: App, as_json: bool) -> None:
+def command(app: App, as_json: bool, timeline: bool) -> None:
     """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far."""
     from ..aws import ClientFactory
     from ..deployment import load_deployment
@@ -24,6 +31,9 @@ def command(app: App, as_json: bool) -> None:
     instance = describe_instance(clients.client("ec2"), deployment.instance_id)
     price = hourly_price(deployment.instance_type, deployment.region, profile=app.profile)
     doc = deployment_status(deployment, instance, price)
+    if timeline:
+        _timeline(app, deployment, clients, instance, as_json)
+        return
     if as_json:
         click.echo(json.dumps(doc, indent=2))
         return
@@ -32,4 +42,29 @@ def command(app: App, as_json: bool) -> None:
     table = Table(show_header=False, box=None, padding=(0, 2))
     for key, value in doc.items():
         table.add_row(key.replace("_", " "), "-" if value is None else str(value))
+    app.out.print(table)
+
+
+def _timeline(app: App, deployment: Any, clients: Any, instance: Any, as_json: bool) -> None:
+    from ..channel.factory import channel_for
+    from ..errors import UsageError
+    from ..instance_status import read_status_text
+    from ..timeline import build_timeline, launch_times
+
+    if instance is None:
+        raise UsageError("The instance is gone: there is no start to show.")
+    text = read_status_text(channel_for(deployment, clients))
+    if text is None:
+        raise UsageError("The bootstrap has not written its status yet: try `qwen3vl-aws wait`.")
+    result = build_timeline(json.loads(text), *launch_times(instance))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{deployment.name}: start timeline (seconds)")
+    for column in ("step", "first start", "last start", "detail"):
+        table.add_column(column)
+    for row in result.rows():
+        table.add_row(*row)
     app.out.print(table)

@@ -1,0 +1,40 @@
+"""What the bootstrap records for the timeline and for status/health: where the weights came
+from, and the first start kept across later boots (the real script, system commands stubbed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_userdata_scripts import installed_instance, read_status, run_bootstrap
+
+pytestmark = pytest.mark.slow
+
+
+def status_json(root: Path) -> dict:
+    return json.loads((root / "var/lib/qwen3vl/status.json").read_text())
+
+
+def test_weights_source_is_recorded_and_the_first_start_survives_a_reboot(tmp_path: Path):
+    root, stubs, log, state = installed_instance(tmp_path)
+    first = run_bootstrap(root, stubs, log, state)
+    assert first.returncode == 0, first.stdout + first.stderr
+    after_first = status_json(root)
+    assert after_first["weights"]["source"] == "hub"
+    assert after_first["weights"]["bytes"] == 4096  # what the stubbed download wrote
+    assert read_status(root).weights == after_first["weights"]
+    assert "first_start" not in after_first
+    assert after_first["booted_at"] <= after_first["stages"][0]["started_at"]
+
+    second = run_bootstrap(root, stubs, log, state)  # the next boot
+    assert second.returncode == 0, second.stdout + second.stderr
+    after_second = status_json(root)
+    assert after_second["weights"] == {"source": "local-disk", "bytes": 4096, "seconds": 0}
+    kept = after_second["first_start"]
+    assert kept["stages"] == after_first["stages"]
+    assert kept["weights"] == after_first["weights"]
+
+    third = run_bootstrap(root, stubs, log, state)
+    assert third.returncode == 0
+    assert status_json(root)["first_start"] == kept  # the first, not the previous, start
