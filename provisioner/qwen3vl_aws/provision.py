@@ -117,6 +117,7 @@ def prepare(
     then the plan and the price, so the cheapest refusal comes first.
     """
     from . import preflight, pricing
+    from .bake import matching_image
     from .engine_flags import engine_args
 
     check_same_region(request.name, request.region)
@@ -129,6 +130,8 @@ def prepare(
                 clients.client("ec2"), request.subnet_id, zones, request.instance_type
             )
         ]
+    if request.ami_id is None:  # a baked image for these pins skips the packages stage
+        request.ami_id = matching_image(clients.client("ec2"), request.engine)
     plan = plan_for()
     request.model_id = request.served_model_name = plan.model_id
     request.engine_args = engine_args(plan, request.engine)

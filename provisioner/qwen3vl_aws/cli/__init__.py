@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "key": "key",
     "rotate-key": "rotate_key",
     "exec": "exec_",
+    "bake": "bake",
 }
 
 
