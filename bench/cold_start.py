@@ -33,6 +33,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from rig import modelcache  # noqa: E402
+from rig.emulator import moto_client, running_moto  # noqa: E402
 from rig.net import free_port  # noqa: E402
 from rig.streamer import loader_flags, streamer_env  # noqa: E402
 from rig.vllm import RIG_INSTANCE_TYPE, build_tiny_model, start_vllm  # noqa: E402
@@ -42,28 +43,13 @@ REVISION = "0" * 40
 
 @contextmanager
 def emulated_s3() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per range read
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 def fill_cache(endpoint: str, model_dir: Path) -> str:
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    s3 = moto_client("s3", endpoint)
     s3.create_bucket(Bucket="qwen3vl-models-bench")
     url = f"s3://qwen3vl-models-bench/models/tiny/{REVISION}"
     modelcache.load().fill(s3, model_dir, url)

@@ -34,6 +34,36 @@ class ModelCacheStack(Terraform):
         self.module_dir = directory / "module" / "terraform" / STACK_SUBDIR
 
 
+def bucket_name(account: str, region: str) -> str:
+    """The cache bucket's name (terraform/model-cache builds the same)."""
+    return f"qwen3vl-models-{account}-{region}"
+
+
+def validate_revision(revision: str | None, *, s3_cache: bool) -> str | None:
+    """``--model-revision`` checked before any AWS call; the S3 cache needs one."""
+    if revision is not None and not REVISION.match(revision):
+        raise UsageError(
+            f"--model-revision {revision!r} is not a 40-character commit hash (the hub's "
+            "commit history of the model lists them)."
+        )
+    if s3_cache and revision is None:
+        raise UsageError(
+            "--s3-cache needs --model-revision: the cache holds one pinned revision per prefix, "
+            "so every instance reads the same files."
+        )
+    return revision
+
+
+def terraform_variables(
+    account: str, region: str, revision: str | None, s3_cache: bool
+) -> dict[str, str]:
+    """The deployment's cache inputs: the bucket (with --s3-cache) and the pinned revision."""
+    variables = {"model_revision": revision} if revision else {}
+    if s3_cache:
+        variables["model_cache_bucket"] = bucket_name(account, region)
+    return variables
+
+
 def stack_dir(region: str, home: Path | None = None) -> Path:
     """Where the cache stack of a region keeps its working copy and state."""
     return (home or state_home()) / "_model-cache" / region

@@ -147,3 +147,13 @@ def launch_times(instance: dict[str, Any]) -> tuple[datetime | None, datetime | 
         None,
     )
     return instance.get("LaunchTime"), attached
+
+
+def read_timeline(channel: Any, instance: dict[str, Any]) -> Timeline | None:
+    """The timeline from the instance's status file (None until the bootstrap wrote one)."""
+    import json
+
+    from .instance_status import read_status_text
+
+    text = read_status_text(channel)
+    return None if text is None else build_timeline(json.loads(text), *launch_times(instance))

@@ -21,7 +21,7 @@ import pytest
 import requests
 from aws_emulator import MOTO_DLAMI, REGION, Emulator
 from moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
-from qwen3vl_aws.model_cache import ensure_bucket, model_url
+from qwen3vl_aws.model_cache import bucket_name, ensure_bucket, model_url
 from qwen3vl_aws.terraform import Terraform
 
 from rig import modelcache
@@ -140,7 +140,7 @@ def _cache(emulator: Emulator) -> Iterator[Cache]:
 
 def test_bucket_is_named_for_account_and_region(cache: Cache) -> None:
     account = cache.admin("sts").get_caller_identity()["Account"]
-    assert cache.bucket == f"qwen3vl-models-{account}-{REGION}"
+    assert cache.bucket == f"qwen3vl-models-{account}-{REGION}" == bucket_name(account, REGION)
 
 
 def test_bucket_is_encrypted_private_versioned_and_expires_old_versions(cache: Cache) -> None:

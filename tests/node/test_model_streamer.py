@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import boto3
 import httpx
 import pytest
 from qwen3vl_aws.keys import generate_key
 
 from rig import modelcache
+from rig.emulator import moto_client
 from rig.gateway import run_gateway
 from rig.net import free_port
 from rig.streamer import loader_flags, streamer_env
@@ -34,20 +34,10 @@ pytestmark = [pytest.mark.node, pytest.mark.slow]
 REVISION = "0" * 40
 
 
-def s3(moto_server: str) -> object:
-    return boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture(scope="module")
 def cached_model(tiny_model: Path, moto_server: str) -> str:
     """The tiny model filled into a fresh cache bucket; returns its s3:// prefix."""
-    client = s3(moto_server)
+    client = moto_client("s3", moto_server)
     bucket = f"qwen3vl-models-rig-{uuid.uuid4().hex[:12]}"
     client.create_bucket(Bucket=bucket)
     url = f"s3://{bucket}/models/tiny/{REVISION}"
@@ -92,13 +82,7 @@ def test_streamed_model_answers_through_the_gateway(
     streamed: tuple[VllmServer, Path], moto_server: str, tmp_path: Path
 ) -> None:
     server, _ = streamed
-    secrets = boto3.client(
-        "secretsmanager",
-        region_name="us-east-1",
-        endpoint_url=moto_server,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    secrets = moto_client("secretsmanager", moto_server)
     key = generate_key()
     arn = secrets.create_secret(Name=f"qwen3vl/streamer-{uuid.uuid4().hex[:8]}", SecretString=key)
     with run_gateway(

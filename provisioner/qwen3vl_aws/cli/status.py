@@ -48,23 +48,26 @@ def command(app: App, as_json: bool, timeline: bool) -> None:
 def _timeline(app: App, deployment: Any, clients: Any, instance: Any, as_json: bool) -> None:
     from ..channel.factory import channel_for
     from ..errors import UsageError
-    from ..instance_status import read_status_text
-    from ..timeline import build_timeline, launch_times
+    from ..timeline import read_timeline
 
     if instance is None:
         raise UsageError("The instance is gone: there is no start to show.")
-    text = read_status_text(channel_for(deployment, clients))
-    if text is None:
+    result = read_timeline(channel_for(deployment, clients), instance)
+    if result is None:
         raise UsageError("The bootstrap has not written its status yet: try `qwen3vl-aws wait`.")
-    result = build_timeline(json.loads(text), *launch_times(instance))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
+    show_timeline(app.out, deployment.name, result)
+
+
+def show_timeline(console: Any, name: str, timeline: Any) -> None:
+    """The timeline as a table: each step's seconds, first start next to the last."""
     from rich.table import Table
 
-    table = Table(title=f"{deployment.name}: start timeline (seconds)")
+    table = Table(title=f"{name}: start timeline (seconds)")
     for column in ("step", "first start", "last start", "detail"):
         table.add_column(column)
-    for row in result.rows():
+    for row in timeline.rows():
         table.add_row(*row)
-    app.out.print(table)
+    console.print(table)
