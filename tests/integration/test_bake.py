@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -29,6 +30,9 @@ def instance_id(ec2: Any) -> str:
     return ec2.run_instances(ImageId=MOTO_DLAMI, MinCount=1, MaxCount=1, InstanceType="g5.xlarge")[
         "Instances"
     ][0]["InstanceId"]
+
+
+SCHEMA = Path(__file__).resolve().parents[1] / "schemas" / "bake.json"
 
 
 def tags_of(resource: dict[str, Any]) -> dict[str, str]:
@@ -140,3 +144,19 @@ def test_bake_refuses_an_instance_that_is_not_ready(ec2: Any, instance_id: str) 
         bake.bake_instance(ec2, channel, instance_id, "vllm", "demo")
     assert not any("seal" in s for s in channel.scripts)
     assert bake.list_baked(ec2) == []
+
+
+def test_bake_list_json_matches_its_schema(ec2: Any, instance_id: str, aws_env: str) -> None:
+    import jsonschema
+    from click.testing import CliRunner
+    from qwen3vl_aws.cli import cli
+    from qwen3vl_aws.deployment import Deployment
+
+    Deployment(name="demo", region="us-east-1", instance_type="g5.xlarge").save()
+    image_id = bake.create_image(ec2, instance_id, "vllm", "demo")
+    result = CliRunner().invoke(cli, ["--name", "demo", "bake", "--list", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    jsonschema.validate(doc, json.loads(SCHEMA.read_text()), cls=jsonschema.Draft202012Validator)
+    (listed,) = doc
+    assert listed["image_id"] == image_id and listed["matches"] is True

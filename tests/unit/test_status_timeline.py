@@ -13,6 +13,7 @@ from qwen3vl_aws.channel.base import CommandResult
 from qwen3vl_aws.cli import cli
 from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.pricing import Price
+from test_json_schemas import validate_output
 
 MOTO_AMI = "ami-dca37ea5"
 
@@ -75,7 +76,7 @@ def test_timeline_json_times_the_start_from_ec2s_launch(deployed, monkeypatch) -
     launched = deployed["LaunchTime"].astimezone(UTC)
     result = timeline(monkeypatch, record(launched), "--json")
     assert result.exit_code == 0, result.output
-    steps = {s["name"]: s for s in json.loads(result.stdout)["last_start"]}
+    steps = {s["name"]: s for s in validate_output("status-timeline", result.stdout)["last_start"]}
     assert steps["boot"]["seconds"] == 30 and steps["boot"]["detail"] == "OS up 20s"
     assert steps["weights"]["seconds"] == 45
     assert steps["weights"]["detail"] == "s3, 17.0 GB at 1000 MB/s"
