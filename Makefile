@@ -26,12 +26,15 @@ $(VENV)/.dev: $(BIN)/qwen3vl-aws
 .venv-sglang/.ready: userdata/versions.env scripts/setup-sglang-args.sh .venv-vllm/.ready
 	scripts/setup-sglang-args.sh .venv-sglang
 
+.venv-runai/.ready: userdata/versions.env scripts/setup-runai-streamer.sh .venv-vllm/.ready
+	scripts/setup-runai-streamer.sh .venv-runai
+
 .venv-checkov/bin/checkov: scripts/setup-checkov.sh
 	scripts/setup-checkov.sh .venv-checkov
 
 install: $(BIN)/qwen3vl-aws ## virtual environment with the toolkit (.venv)
 
-dev: $(VENV)/.dev .venv-vllm/.ready .venv-sglang/.ready .venv-checkov/bin/checkov system ## everything the tests use
+dev: $(VENV)/.dev .venv-vllm/.ready .venv-runai/.ready .venv-sglang/.ready .venv-checkov/bin/checkov system ## everything the tests use
 
 system: ## nginx, sshd, cloud-init, shellcheck... (apt-get on Debian/Ubuntu)
 	scripts/setup-system.sh

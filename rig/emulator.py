@@ -8,7 +8,8 @@ could have left behind.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,3 +68,32 @@ def leftover_resources(client: Callable[[str], Any]) -> dict[str, list[str]]:
         ],
         "secrets": [s["ARN"] for s in client("secretsmanager").list_secrets()["SecretList"]],
     }
+
+
+@contextmanager
+def running_moto() -> Iterator[str]:
+    """A real moto server (HTTP, loopback) for as long as the block runs; yields its URL."""
+    from moto.server import ThreadedMotoServer
+
+    from .net import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def moto_client(service: str, endpoint: str, region: str = REGION) -> Any:
+    """A boto3 client for the emulator at ``endpoint`` with its fake credentials."""
+    import boto3
+
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )

@@ -75,9 +75,14 @@ def rig_env(root: Path, bin_dir: Path, engine_log: Path | None = None) -> dict[s
 
 
 def finished_status(
-    times: Sequence[tuple[str, str]] = RECORDED_TIMES, model_bytes: int = 17_000_000_000
+    times: Sequence[tuple[str, str]] = RECORDED_TIMES,
+    model_bytes: int = 17_000_000_000,
+    *,
+    weights: dict[str, object] | None = None,
+    engine_log: str = "",
 ) -> str:
-    """status.json after a completed bootstrap, in the shape its ``status`` helper writes.
+    """status.json after a completed bootstrap, in the shape its ``status`` helper writes
+    (``weights`` and ``engine_log`` as its ``record`` command keeps them).
 
     The bootstrap's ``all`` mode installs packages and starts units, which cannot run here.
     """
@@ -91,5 +96,7 @@ def finished_status(
             "model_bytes": model_bytes,
             "model_bytes_total": model_bytes,
             "updated_at": times[-1][1],
+            "weights": weights,
+            "engine_log": engine_log,
         }
     )

@@ -3,8 +3,8 @@
 On the instance the bootstrap builds /opt/qwen3vl/tools with exactly
 :func:`qwen3vl_aws.serving.versions.tools_requirements`; the rig builds the same environment
 once (cached by its pins under ``~/.cache/qwen3vl-rig``) and links it into each scratch root.
-The scripts then run with :data:`BASE_PATH` only: no virtual environment of the tests, no ``aws`` a developer
-happens to have, nothing in /usr/local.
+The scripts then run with :data:`BASE_PATH` only: no virtual environment of the tests, no
+``aws`` a developer happens to have, nothing in /usr/local.
 """
 
 from __future__ import annotations

@@ -129,7 +129,9 @@ class VllmServer:
 
     port: int
     served_model_name: str
-    model_dir: Path
+    model_dir: (
+        Path | str
+    )  # a directory, or an s3:// prefix streamed with --load-format runai_streamer
     log_path: Path
     pid: int  # the API server, leader of the process group that holds the engine processes
 
@@ -138,9 +140,9 @@ class VllmServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-def server_env() -> dict[str, str]:
+def server_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment for vLLM: offline (nothing is downloaded), no telemetry, no CPU pinning."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra or {})}
     env.update(
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
@@ -193,7 +195,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def start_vllm(
-    model_dir: Path,
+    model_dir: Path | str,
     port: int,
     engine_args: Sequence[str],
     served_model_name: str,
@@ -202,12 +204,16 @@ def start_vllm(
     timeout: float = READY_TIMEOUT_S,
     env: Mapping[str, str] | None = None,
 ) -> Iterator[VllmServer]:
-    """Serve model_dir on 127.0.0.1:port with the unit's engine_args (CPU-adapted); always stops.
+    """Serve model_dir (a directory or an s3:// prefix) on 127.0.0.1:port with the unit's
+    engine_args (CPU-adapted); always stops.
 
-    ``env``: the environment the unit gives the engine (rig.engine_unit); default: the rig's.
+    ``env`` is laid over the rig's server environment: the unit's (rig.engine_unit), or the
+    streamer's settings.
     """
-    model_dir = Path(model_dir)
-    log_path = log_path or model_dir.parent / f"vllm-{port}.log"
+    if log_path is None:
+        if not isinstance(model_dir, Path):
+            raise ValueError("a model streamed from a URL needs an explicit log_path")
+        log_path = model_dir.parent / f"vllm-{port}.log"
     command = [
         str(vllm_bin()),
         "serve",
@@ -230,7 +236,7 @@ def start_vllm(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=dict(env) if env is not None else server_env(),
+                env=server_env(env),
                 start_new_session=True,
             )
         server = VllmServer(port, served_model_name, model_dir, log_path, process.pid)

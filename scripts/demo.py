@@ -305,7 +305,13 @@ def start_instance(demo: Demo, stack: ExitStack, deployment: Any) -> Any:
     status = root / STATUS_FILE.lstrip("/")
     status.parent.mkdir(parents=True, exist_ok=True)
     times = [demo.stage_times[name] for name in STAGES]
-    status.write_text(finished_status(times, model_bytes=_dir_bytes(model_dir)))
+    weights = {"source": "local-disk", "bytes": _dir_bytes(model_dir), "seconds": 0}
+    engine_log = server.log_path.read_text(errors="replace")
+    status.write_text(
+        finished_status(
+            times, model_bytes=_dir_bytes(model_dir), weights=weights, engine_log=engine_log
+        )
+    )
     return gateway
 
 

@@ -16,6 +16,8 @@ module "userdata" {
   allowed_media_domains = var.allowed_media_domains
   model_cache           = var.model_cache
   max_image_pixels      = var.max_image_pixels
+  model_cache_bucket    = var.model_cache_bucket
+  model_revision        = var.model_revision
 }
 
 resource "aws_instance" "this" {

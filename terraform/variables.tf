@@ -271,3 +271,25 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "model_cache_bucket" {
+  description = "S3 model cache bucket of this account and region (created once by terraform/model-cache). \"\" (default) = no S3 cache: every instance downloads from the Hugging Face hub."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.model_cache_bucket == "" || can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.model_cache_bucket))
+    error_message = "model_cache_bucket must be an S3 bucket name (3-63 lowercase letters, digits, dots and hyphens)."
+  }
+}
+
+variable "model_revision" {
+  description = "Commit hash of model_id on the Hugging Face hub: the revision downloaded, cached in S3 and served. \"\" (default) = the hub's main branch (no S3 cache)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.model_revision == "" || can(regex("^[0-9a-f]{40}$", var.model_revision))
+    error_message = "model_revision must be a 40-character commit hash, e.g. from `hf download --help` or the model page's commit history."
+  }
+}

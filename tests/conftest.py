@@ -22,15 +22,10 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
     """A real moto server (HTTP, loopback) for Terraform, boto3 and the instance scripts."""
-    from moto.server import ThreadedMotoServer
+    from rig.emulator import running_moto
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with running_moto() as url:
+        yield url
 
 
 @pytest.fixture

@@ -124,6 +124,7 @@ def prepare(
     a new request with the plan's model and engine flags filled in; ``request`` is not changed.
     """
     from .aws import preflight, pricing
+    from .instance.bake import matching_image
     from .serving.engine_flags import engine_args
     from .serving.plan_record import plan_summary
 
@@ -146,6 +147,8 @@ def prepare(
         engine_args=engine_args(plan, request.engine),
         plan_summary=plan_summary(plan),
         max_image_pixels=plan.max_decoded_pixels,
+        # a baked image for these pins skips the packages stage
+        ami_id=request.ami_id or matching_image(clients.client("ec2"), request.engine),
     )
     price = pricing.hourly_price(request.instance_type, request.region, clients)
     return Prepared(planned, identity.account, zones, price, plan)

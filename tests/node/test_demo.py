@@ -79,6 +79,10 @@ def test_demo_answers_through_the_gateway_and_leaves_nothing(tmp_path: Path) -> 
         "secrets": [],
     }
     assert "Demo complete" in result.stdout
+    # `wait` ended with the start timeline, weights source included.
+    shown = result.stdout + result.stderr
+    assert "qwen3vl: start timeline (seconds)" in shown
+    assert "local-disk, 0.0 GB" in shown
     # The key was read with `qwen3vl-aws key` but never printed.
     assert "sk-qwen-" not in result.stdout + result.stderr
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,10 @@ def test_gzip_output_is_the_document_and_fits_ec2_limit(rendered: Rendered):
     assert len(raw) <= EC2_USER_DATA_LIMIT, f"{len(raw)} bytes of gzip'd user data"
 
 
+#: The userdata module's pattern (modules/userdata/main.tf, local.comment_line), in Python.
+COMMENT_LINE = re.compile(r"(?m)^[ \t]*#([^!\n][^\n]*)?\n")
+
+
 def test_instance_files_are_the_repository_files(rendered: Rendered):
     files = write_files(rendered.text)
     source = userdata_dir()
@@ -67,6 +73,7 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         "/opt/qwen3vl/bin/qwen3vl-keysync": source / "bin" / "qwen3vl-keysync",
         "/opt/qwen3vl/bin/qwen3vl-secret": source / "bin" / "qwen3vl-secret",
         "/opt/qwen3vl/bin/qwen3vl-engine": source / "bin" / "qwen3vl-engine",
+        "/opt/qwen3vl/bin/qwen3vl-modelcache": source / "bin" / "qwen3vl-modelcache",
         "/opt/qwen3vl/share/versions.env": source / "versions.env",
         "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
         "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
@@ -81,8 +88,8 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         ),
     }
     boot_unit = (source / "share" / "qwen3vl-bootstrap.service").read_text()
-    assert files["/etc/systemd/system/qwen3vl-bootstrap.service"]["content"] == boot_unit.replace(
-        "@ROOT@", ""
+    assert files["/etc/systemd/system/qwen3vl-bootstrap.service"]["content"] == strip_comments(
+        boot_unit.replace("@ROOT@", "")
     )
     assert set(files) == {
         *expected,
@@ -90,8 +97,34 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         "/etc/systemd/system/qwen3vl-bootstrap.service",
     }
     for path, origin in expected.items():
-        assert files[path]["content"] == origin.read_text(), path
+        assert files[path]["content"] == strip_comments(origin.read_text()), path
         assert files[path]["permissions"] == ("0755" if "/bin/" in path else "0644")
+
+
+def strip_comments(text: str) -> str:
+    """The instance's copy of a file: full-line comments dropped (shebangs kept)."""
+    return COMMENT_LINE.sub("", text)
+
+
+def test_comment_stripping_keeps_shebangs_code_and_trailing_comments() -> None:
+    text = "#!/bin/bash\n# a comment\n  # indented\nx=1  # trailing\n#\necho '#x'\n"
+    assert strip_comments(text) == "#!/bin/bash\nx=1  # trailing\necho '#x'\n"
+
+
+def test_the_instance_copies_of_the_scripts_still_parse(rendered: Rendered, tmp_path: Path):
+    """What the instance runs is the stripped copy: bash and Python must still accept it."""
+    for path, entry in write_files(rendered.text).items():
+        if "/bin/" not in path:
+            continue
+        copy = tmp_path / Path(path).name
+        copy.write_text(entry["content"])
+        checker = (
+            ["bash", "-n"]
+            if entry["content"].startswith("#!/usr/bin/env bash")
+            else [sys.executable, "-m", "py_compile"]
+        )
+        result = subprocess.run([*checker, str(copy)], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, (path, result.stderr)
 
 
 def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path):

@@ -72,6 +72,8 @@ def test_detected_ip_is_offered_and_can_be_declined(
         (("--subnet-id", "vpc-0123456789abcdef0"), "looks like subnet-0123456789abcdef0"),
         (("--engine", "tgi"), "'tgi' is not one of 'vllm', 'sglang'"),
         (("--model-cache", "tmpfs"), "'tmpfs' is not one of 'ebs', 'instance-store'"),
+        (("--model-revision", "main"), "is not a 40-character commit hash"),
+        (("--s3-cache",), "--s3-cache needs --model-revision"),
     ],
 )
 def test_bad_option_values_fail_before_any_aws_call(
@@ -86,7 +88,21 @@ def test_good_option_values_pass_the_checks(no_credentials: None) -> None:
     result = _apply(
         "--yes", "--allow", "203.0.113.7/32", "--engine", "sglang", "--model-cache",
         "instance-store", "--allow-media-domain", "Upload.Wikimedia.org.",
-        "--subnet-id", "subnet-0123456789abcdef0",
+        "--subnet-id", "subnet-0123456789abcdef0", "--s3-cache", "--model-revision", "a" * 40,
     )  # fmt: skip
     assert result.exit_code == 3  # went on to the credentials check
     assert "No AWS credentials found" in result.output
+
+
+def test_cache_inputs_name_the_accounts_bucket_and_pin_the_revision() -> None:
+    from qwen3vl_aws.aws.model_cache import terraform_variables
+
+    revision = "b" * 40
+    assert terraform_variables("123456789012", "eu-west-1", revision, True) == {
+        "model_revision": revision,
+        "model_cache_bucket": "qwen3vl-models-123456789012-eu-west-1",
+    }
+    assert terraform_variables("123456789012", "eu-west-1", revision, False) == {
+        "model_revision": revision
+    }
+    assert terraform_variables("123456789012", "eu-west-1", None, False) == {}

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "key": "key",
     "rotate-key": "rotate_key",
     "exec": "exec_",
+    "bake": "bake",
 }
 
 

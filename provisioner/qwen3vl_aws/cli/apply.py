@@ -77,6 +77,17 @@ MODEL_CACHES = {
     help="Where the weights live: the root EBS volume (kept across stop/start) or the NVMe "
     "instance store (faster, but wiped at every stop: downloaded again at each start).",
 )
+@click.option(
+    "--s3-cache",
+    is_flag=True,
+    help="Use the account's S3 model cache in this region (created on first use): the first "
+    "instance fills it after it answers, later ones load from it. Needs --model-revision.",
+)
+@click.option(
+    "--model-revision",
+    metavar="COMMIT",
+    help="Pin the model's Hugging Face revision (a 40-character commit hash).",
+)
 @engine_option
 @serving_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -86,7 +97,7 @@ MODEL_CACHES = {
 def command(app: App, **opts) -> None:
     """Stand up the GPU instance and its TLS endpoint (asks before creating anything)."""
     from .. import provision
-    from ..aws import preflight
+    from ..aws import model_cache, preflight
     from ..aws.catalog import get_instance_type
     from ..keys.keygen import generate_key, validate_key
     from .tfprogress import TerraformProgress
@@ -101,6 +112,7 @@ def command(app: App, **opts) -> None:
             "the networks that may reach port 22."
         )
     media_domains = preflight.validate_media_domains(opts["media_domains"])
+    revision = model_cache.validate_revision(opts["model_revision"], s3_cache=opts["s3_cache"])
     subnet_id = preflight.validate_subnet_id(opts["subnet_id"])
     clients = app.clients()
     request = provision.ApplyRequest(
@@ -122,6 +134,11 @@ def command(app: App, **opts) -> None:
     )
     prepared = provision.prepare(clients, request, opts["serving"])
     request = prepared.request
+    request.extra_variables.update(
+        model_cache.terraform_variables(
+            prepared.account, request.region, revision, opts["s3_cache"]
+        )
+    )
     tf = provision.terraform_for(app.name)
     with TerraformProgress(app.err, "Planning") as sink:
         summary = provision.preview(request, tf, sink)
@@ -129,6 +146,10 @@ def command(app: App, **opts) -> None:
     if not opts["yes"] and not click.confirm("Create these resources?", default=False, err=True):
         raise click.Abort()
 
+    if opts["s3_cache"]:
+        with app.err.status("Creating or checking the account's S3 model cache ..."):
+            bucket = model_cache.ensure_bucket(request.region)
+        app.err.print(f"Model cache: s3://{bucket}")
     with TerraformProgress(app.err, "Applying") as sink:
         deployment, stored = provision.apply(
             request,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -11,8 +12,14 @@ from . import App, pass_app
 
 @click.command(name="status")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (for scripts).")
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="Where the start's seconds went (launch, boot, packages, weights, engine, first answer), "
+    "last start next to the first; reads the instance's status over the command channel.",
+)
 @pass_app
-def command(app: App, as_json: bool) -> None:
+def command(app: App, as_json: bool, timeline: bool) -> None:
     """Show the deployment: state, instance type, endpoint, hourly price, uptime and cost so far,
     and (while it runs) the engine's real KV-cache capacity beside the plan's prediction."""
     from ..instance.probe import describe_instance
@@ -21,6 +28,9 @@ def command(app: App, as_json: bool) -> None:
     session = app.deployment()
     record = session.record
     instance = describe_instance(session.clients.client("ec2"), record.instance_id)
+    if timeline:
+        _timeline(app, session, instance, as_json)
+        return
     doc = deployment_status(record, instance, session.price())
     doc["kv_cache"] = (
         kv_cache_report(record, lambda: session.channel) if doc["state"] == "running" else None
@@ -49,3 +59,30 @@ def _describe_kv(kv: dict) -> str:
     return (
         f"{text}\n[yellow]warning: {kv['warning']}[/]\n{kv['next_step']}" if kv["warning"] else text
     )
+
+
+def _timeline(app: App, session: Any, instance: Any, as_json: bool) -> None:
+    from ..errors import UsageError
+    from ..instance.timeline import read_timeline
+
+    if instance is None:
+        raise UsageError("The instance is gone: there is no start to show.")
+    result = read_timeline(session.channel, instance)
+    if result is None:
+        raise UsageError("The bootstrap has not written its status yet: try `qwen3vl-aws wait`.")
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    show_timeline(app.out, session.record.name, result)
+
+
+def show_timeline(console: Any, name: str, timeline: Any) -> None:
+    """The timeline as a table: each step's seconds, first start next to the last."""
+    from rich.table import Table
+
+    table = Table(title=f"{name}: start timeline (seconds)")
+    for column in ("step", "first start", "last start", "detail"):
+        table.add_column(column)
+    for row in timeline.rows():
+        table.add_row(*row)
+    console.print(table)

@@ -39,6 +39,7 @@ from .status import (
     parse_unit_states,
     read_snapshot,
 )
+from .timeline import describe_weights
 
 CERT_MISMATCH = "certificate mismatch: the endpoint is not trusted"
 KEY_WRONG = "the key is wrong"
@@ -158,7 +159,10 @@ def check_bootstrap(section: Section) -> CheckResult:
         )
     if not status.ready:
         return _fail(name, f"at stage {status.reached} ({durations})", "`qwen3vl-aws wait`.")
-    return CheckResult(name, True, f"ready ({durations})")
+    weights = describe_weights(status.weights)
+    return CheckResult(
+        name, True, f"ready ({durations})" + (f"; weights: {weights}" if weights else "")
+    )
 
 
 def check_units(section: Section) -> CheckResult:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from ..contract import instance_contract
 from ..errors import ChannelError, CheckFailed, UsageError
@@ -83,6 +84,7 @@ class BootstrapStatus:
     model_bytes: int | None
     model_bytes_total: int | None
     updated_at: datetime | None
+    weights: dict[str, Any] | None = None  # {"source": "s3"|"hub"|"local-disk", "bytes", "seconds"}
 
     def stage(self, name: str) -> Stage:
         """The named stage; a stage the file does not list yet counts as pending."""
@@ -130,6 +132,7 @@ def parse_status(text: str) -> BootstrapStatus:
         model_bytes=raw.get("model_bytes"),
         model_bytes_total=raw.get("model_bytes_total"),
         updated_at=parse_timestamp(raw.get("updated_at")),
+        weights=raw.get("weights"),
     )
 
 
@@ -250,15 +253,21 @@ def read_snapshot(channel: CommandChannel, *, timeout: float = 60.0) -> dict[str
     return sections
 
 
-def read_status(channel: CommandChannel, *, timeout: float = 60.0) -> BootstrapStatus | None:
-    """The status file, or None while bootstrap has not written it yet."""
+def read_status_text(channel: CommandChannel, *, timeout: float = 60.0) -> str | None:
+    """The status file's text, or None while bootstrap has not written it yet."""
     result = channel.run(
         f'f={_root(STATUS_FILE)}; if [ -e "$f" ]; then cat "$f"; else exit 3; fi',
         timeout=timeout,
     )
     if result.exit_code == 3:
         return None
-    return parse_status(result.check("Reading the bootstrap status file").stdout)
+    return result.check("Reading the bootstrap status file").stdout
+
+
+def read_status(channel: CommandChannel, *, timeout: float = 60.0) -> BootstrapStatus | None:
+    """The status file, or None while bootstrap has not written it yet."""
+    text = read_status_text(channel, timeout=timeout)
+    return None if text is None else parse_status(text)
 
 
 def read_certificate(channel: CommandChannel, *, timeout: float = 60.0) -> str:

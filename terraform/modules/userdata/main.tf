@@ -20,13 +20,15 @@ locals {
     ALLOWED_MEDIA_DOMAINS = join(" ", var.allowed_media_domains)
     MODEL_CACHE           = var.model_cache
     MAX_IMAGE_PIXELS      = tostring(var.max_image_pixels)
+    MODEL_CACHE_BUCKET    = var.model_cache_bucket
+    MODEL_REVISION        = var.model_revision
   }
   deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 
   # The instance contract (userdata/instance.json, also read by the Python package and the rig)
   # lists the files installed verbatim; deploy.env and the boot unit are rendered here.
   contract = jsondecode(file("${local.source_dir}/instance.json"))
-  files = merge(
+  sources = merge(
     {
       for path, spec in local.contract.files :
       path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
@@ -40,6 +42,11 @@ locals {
       }
     },
   )
+
+  # Full-line comments are dropped from what the instance receives (not "#!" shebangs): they
+  # are for readers of the repository, and EC2 allows only 16 KB of user data.
+  comment_line = "/(?m)^[ \\t]*#([^!\\n][^\\n]*)?\\n/"
+  files        = { for path, f in local.sources : path => { mode = f.mode, content = replace(f.content, local.comment_line, "") } }
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name

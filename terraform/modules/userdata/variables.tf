@@ -155,3 +155,15 @@ variable "max_image_pixels" {
     error_message = "max_image_pixels must be a whole number between 1048576 (1024x1024) and 178956970 (vLLM's own default cap)."
   }
 }
+
+variable "model_cache_bucket" {
+  description = "S3 model cache bucket (\"\" = none): the bootstrap streams the weights from it, or fills it once."
+  type        = string
+  default     = ""
+}
+
+variable "model_revision" {
+  description = "Pinned commit hash of the model (\"\" = the hub's main branch, no S3 cache)."
+  type        = string
+  default     = ""
+}
