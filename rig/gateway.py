@@ -37,6 +37,7 @@ INSTANCE_FILES = {
     "opt/qwen3vl/share/qwen3vl-engine.service": "share/qwen3vl-engine.service",
     "opt/qwen3vl/share/qwen3vl-gateway.service": "share/qwen3vl-gateway.service",
     "opt/qwen3vl/share/qwen3vl-bootstrap.service": "share/qwen3vl-bootstrap.service",
+    "opt/qwen3vl/share/logrotate.conf": "share/logrotate.conf",
 }
 SECRET_NAME = "qwen3vl/gateway-rig"
 REGION = "us-east-1"

@@ -69,6 +69,7 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
         "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
         "/opt/qwen3vl/share/qwen3vl-gateway.service": source / "share" / "qwen3vl-gateway.service",
+        "/opt/qwen3vl/share/logrotate.conf": source / "share" / "logrotate.conf",
     }
     expected["/opt/qwen3vl/share/qwen3vl-bootstrap.service"] = (
         source / "share" / "qwen3vl-bootstrap.service"

@@ -299,6 +299,9 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert any(c.startswith("apt-get") and " install " in c and "nginx" in c for c in first)
     assert any(f"vllm=={versions['VLLM_VERSION']}" in c for c in first if c.startswith("uv pip"))
     assert any(c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct --local-dir") for c in first)
+    # exactly the pinned commit of the checkpoint, never the moving "main"
+    revision = versions["MODEL_REVISION_QWEN3_VL_8B_INSTRUCT"]
+    assert any(c.startswith("hf download") and f"--revision {revision}" in c for c in first)
     assert "systemctl start qwen3vl-gateway.service" in first
     assert "systemctl start --no-block qwen3vl-engine.service" in first
     # Boot: the bootstrap unit and the gateway come back; the engine waits for the bootstrap.

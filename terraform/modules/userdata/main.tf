@@ -28,6 +28,7 @@ locals {
     "/opt/qwen3vl/share/qwen3vl-engine.service"    = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-engine.service") }
     "/opt/qwen3vl/share/qwen3vl-gateway.service"   = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-gateway.service") }
     "/opt/qwen3vl/share/qwen3vl-bootstrap.service" = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-bootstrap.service") }
+    "/opt/qwen3vl/share/logrotate.conf"            = { mode = "0644", content = file("${local.source_dir}/share/logrotate.conf") }
     # The boot unit itself, with the paths of a real instance (no root prefix).
     "/etc/systemd/system/qwen3vl-bootstrap.service" = { mode = "0644", content = replace(file("${local.source_dir}/share/qwen3vl-bootstrap.service"), "@ROOT@", "") }
     "/opt/qwen3vl/bin/qwen3vl-bootstrap"            = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-bootstrap") }
