@@ -147,8 +147,13 @@ class ChannelKeySync:
         self._channel.run(script, timeout=120).check("The key sync (qwen3vl-keysync)")
 
 
+#: The gateway answers this route itself (no engine behind it), so keys can be checked, and a
+#: leaked one revoked, while the engine is down or still loading.
+KEY_CHECK_ROUTE = "/key-check"
+
+
 class EndpointKeyCheck:
-    """``GET /v1/models`` through the public gateway, TLS verified against the pinned cert."""
+    """``GET /key-check`` through the public gateway, TLS verified against the pinned cert."""
 
     def __init__(self, endpoint: str, cert_path: Path, timeout: float = 15.0) -> None:
         import httpx
@@ -164,14 +169,16 @@ class EndpointKeyCheck:
 
     def accepts(self, key: str) -> bool:
         try:
-            response = self._client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
+            response = self._client.get(KEY_CHECK_ROUTE, headers={"Authorization": f"Bearer {key}"})
         except self._httpx.HTTPError as exc:
             raise CheckFailed(f"The endpoint did not answer: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 200:
             return True
         if response.status_code in (401, 403):
             return False
-        raise CheckFailed(f"The endpoint answered HTTP {response.status_code} to /v1/models.")
+        raise CheckFailed(
+            f"The endpoint answered HTTP {response.status_code} to {KEY_CHECK_ROUTE}."
+        )
 
 
 @dataclass(frozen=True)
@@ -211,6 +218,12 @@ class Rotation:
             raise UsageError("--grace must be 0 or more seconds.")
         labels = self._store.labels()
         if labels.phase == "idle":
+            if new_key is not None and new_key == self._store.current_value():
+                raise UsageError(
+                    "The key given is the one in force now (AWSCURRENT): rotating to it would "
+                    "leave the same key accepted. Pipe a different key to --key -, or leave "
+                    "--key out to have one generated."
+                )
             key = new_key or generate_key()
             labels = Labels(current=labels.current, pending=str(uuid.uuid4()))
             self._report(f"Storing the new key as AWSPENDING (version {labels.pending})")

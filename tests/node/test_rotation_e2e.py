@@ -118,6 +118,22 @@ class Rig:
 
 @pytest.fixture
 def rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
+    """The shared gateway in front of the real vLLM."""
+    with recorded_rig(gateway, aws_env, monkeypatch) as made:
+        yield made
+
+
+@pytest.fixture
+def engineless_rig(
+    engineless_gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Rig]:
+    """A gateway whose engine is down (stopped, crashed or still loading)."""
+    with recorded_rig(engineless_gateway, aws_env, monkeypatch) as made:
+        yield made
+
+
+@contextmanager
+def recorded_rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     # aws_env reset the emulator: give the rig a fresh secret holding a fresh current key
     synced = gateway.set_keys(generate_key())
     assert synced.returncode == 0, synced.stderr
@@ -238,3 +254,58 @@ def test_a_failing_key_sync_rolls_back_on_the_rig(rig: Rig):
         200,
         401,
     )
+
+
+def test_grace_0_revokes_a_key_while_the_engine_is_down(engineless_rig: Rig):
+    """A leaked key must be revocable exactly when the engine is stopped or loading: the keys
+    are checked at the gateway itself, not through the engine."""
+    rig = engineless_rig
+    rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
+
+    result = rotate_key("--grace", "0")
+
+    assert result.exit_code == 0, result.output
+    new_key = rig.store.current_value()
+    labels = rig.store.labels()
+    assert (labels.pending, labels.previous) == (None, rig.old_version)
+    assert key_check(rig.gateway, rig.old_key) == 401
+    assert key_check(rig.gateway, new_key) == 200
+
+
+def test_the_current_key_given_as_new_key_is_a_clear_error(engineless_rig: Rig):
+    rig = engineless_rig
+    rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
+
+    result = rotate_key("--grace", "0", "--key", "-", stdin=rig.old_key)
+
+    assert result.exit_code == 2, result.output
+    assert "is the one in force now (AWSCURRENT)" in result.output
+    assert rig.old_key not in result.output
+    labels = rig.store.labels()
+    assert (labels.current, labels.pending) == (rig.old_version, None)
+    assert key_check(rig.gateway, rig.old_key) == 200
+
+
+def test_a_second_rotate_key_on_this_machine_is_refused_while_one_runs(engineless_rig: Rig):
+    from qwen3vl_aws.deployment import load_deployment
+    from qwen3vl_aws.locks import exclusive
+
+    rig = engineless_rig
+    rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
+    with exclusive(load_deployment("qwen3vl"), "rotate-key"):  # as a running rotate-key holds it
+        result = rotate_key("--grace", "0")
+    assert result.exit_code == 2, result.output
+    assert "Another `qwen3vl-aws rotate-key` for deployment 'qwen3vl' is running" in result.output
+    assert rig.store.labels().pending is None  # nothing was started
+    assert rotate_key("--grace", "0").exit_code == 0  # released: it runs
+
+
+def key_check(gateway, key: str) -> int:
+    context = ssl.create_default_context(cafile=str(gateway.cert_path))
+    response = httpx.get(
+        f"{gateway.base_url}/key-check",
+        headers={"Authorization": f"Bearer {key}"},
+        verify=context,
+        timeout=30,
+    )
+    return response.status_code

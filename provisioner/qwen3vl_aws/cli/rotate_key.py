@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from . import App, pass_app
+
+if TYPE_CHECKING:
+    from ..deployment import Deployment
 
 DEFAULT_GRACE = 180.0
 
@@ -50,7 +54,7 @@ def command(
     from ..deployment import load_deployment
     from ..errors import UsageError
     from ..keys import validate_key
-    from ..rotation import rotation_for
+    from ..locks import exclusive
 
     if key_source is not None and key_source != "-":
         raise UsageError(
@@ -62,6 +66,22 @@ def command(
     new_key = validate_key(sys.stdin.read()) if key_source else None
 
     deployment = load_deployment(app.name)
+    with exclusive(deployment, "rotate-key"):
+        _rotate(app, deployment, new_key, grace, show_key, abort, accept_host_key)
+
+
+def _rotate(
+    app: App,
+    deployment: Deployment,
+    new_key: str | None,
+    grace: float,
+    show_key: bool,
+    abort: bool,
+    accept_host_key: str | None,
+) -> None:
+    """The rotation itself, run while this machine's rotate-key lock is held."""
+    from ..rotation import rotation_for
+
     rotation = rotation_for(
         deployment,
         app.clients,
