@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .aws import ClientFactory, aws_errors
+from .certificate import RENEW_HINT, expiry_status, inspect_certificate
 from .channel.base import CommandChannel
 from .deployment import Deployment
 from .errors import AwsError, ChannelError, CheckFailed, Qwen3vlError, UsageError
@@ -229,7 +230,8 @@ def fetch_endpoint_certificate(base: str, timeout: float = 10.0) -> str:
 
 
 def check_tls(deployment: Deployment) -> CheckResult:
-    """The endpoint presents exactly the certificate pinned from the instance."""
+    """The endpoint presents exactly the certificate pinned from the instance, and it has not
+    expired (passes with a hint to renew during its last 30 days)."""
     name = "tls"
     if not deployment.cert_path.is_file():
         return _fail(
@@ -258,7 +260,12 @@ def check_tls(deployment: Deployment) -> CheckResult:
             "No key was sent.",
             latency,
         )
-    return CheckResult(name, True, f"matches the pinned sha256 {pinned[:16]}...", latency)
+    state, expiry = expiry_status(inspect_certificate(deployment.cert_path.read_text()), now_utc())
+    detail = f"matches the pinned sha256 {pinned[:16]}...; {expiry}"
+    if state == "expired":
+        return _fail(name, detail, RENEW_HINT, latency)
+    hint = RENEW_HINT if state == "warn" else None
+    return CheckResult(name, True, detail, latency, hint)
 
 
 def pinned_client(deployment: Deployment, api_key: str | None) -> httpx.Client:
