@@ -9,7 +9,6 @@ key gets 401 and the new one 200; the key never shows in output, logs or any pro
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import ssl
 import sys
 import threading
@@ -25,13 +24,13 @@ import qwen3vl_aws.channel.factory as factory
 from click.testing import CliRunner
 from qwen3vl_aws.channel.base import CommandChannel, CommandResult, LocalChannel
 from qwen3vl_aws.cli import cli
-from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.keys import generate_key
 from qwen3vl_aws.rotation import SecretStore
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 GRACE_S = 5
+KEY_CHECK = "/key-check"  # answered by the gateway itself, engine or not
 MIN_REQUESTS = 200
 
 
@@ -85,10 +84,10 @@ def argv_watch(interval: float = 0.02) -> Iterator[set[str]]:
         thread.join(timeout=10)
 
 
-def status_with(gateway, key: str) -> int:
+def status_with(gateway, key: str, route: str = "/v1/models") -> int:
     context = ssl.create_default_context(cafile=str(gateway.cert_path))
     response = httpx.get(
-        f"{gateway.base_url}/v1/models",
+        f"{gateway.base_url}{route}",
         headers={"Authorization": f"Bearer {key}"},
         verify=context,
         timeout=30,
@@ -139,18 +138,7 @@ def recorded_rig(gateway, aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iter
     assert synced.returncode == 0, synced.stderr
     sm = bench.secrets_client(aws_env)
     store = SecretStore(sm, gateway.secret_arn)
-    deployment = Deployment(
-        name="qwen3vl",
-        region="us-east-1",
-        instance_type="g5.xlarge",
-        instance_id="i-0noderig0000000",
-        endpoint=gateway.base_url,
-        port=gateway.port,
-        secret_arn=gateway.secret_arn,
-        served_model_name=gateway.served_model_name,
-    )
-    deployment.save()
-    shutil.copyfile(gateway.cert_path, deployment.cert_path)  # what `wait` pins
+    gateway.record()
 
     def use_channel(channel: CommandChannel) -> None:
         monkeypatch.setattr(factory, "channel_for", lambda *_args, **_kw: channel)
@@ -268,8 +256,8 @@ def test_grace_0_revokes_a_key_while_the_engine_is_down(engineless_rig: Rig):
     new_key = rig.store.current_value()
     labels = rig.store.labels()
     assert (labels.pending, labels.previous) == (None, rig.old_version)
-    assert key_check(rig.gateway, rig.old_key) == 401
-    assert key_check(rig.gateway, new_key) == 200
+    assert status_with(rig.gateway, rig.old_key, KEY_CHECK) == 401
+    assert status_with(rig.gateway, new_key, KEY_CHECK) == 200
 
 
 def test_the_current_key_given_as_new_key_is_a_clear_error(engineless_rig: Rig):
@@ -283,7 +271,7 @@ def test_the_current_key_given_as_new_key_is_a_clear_error(engineless_rig: Rig):
     assert rig.old_key not in result.output
     labels = rig.store.labels()
     assert (labels.current, labels.pending) == (rig.old_version, None)
-    assert key_check(rig.gateway, rig.old_key) == 200
+    assert status_with(rig.gateway, rig.old_key, KEY_CHECK) == 200
 
 
 def test_a_second_rotate_key_on_this_machine_is_refused_while_one_runs(engineless_rig: Rig):
@@ -298,14 +286,3 @@ def test_a_second_rotate_key_on_this_machine_is_refused_while_one_runs(engineles
     assert "Another `qwen3vl-aws rotate-key` for deployment 'qwen3vl' is running" in result.output
     assert rig.store.labels().pending is None  # nothing was started
     assert rotate_key("--grace", "0").exit_code == 0  # released: it runs
-
-
-def key_check(gateway, key: str) -> int:
-    context = ssl.create_default_context(cafile=str(gateway.cert_path))
-    response = httpx.get(
-        f"{gateway.base_url}/key-check",
-        headers={"Authorization": f"Bearer {key}"},
-        verify=context,
-        timeout=30,
-    )
-    return response.status_code

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import shutil
 import ssl
 import subprocess
 import time
@@ -31,19 +30,7 @@ pytestmark = [pytest.mark.node, pytest.mark.slow]
 def deployment(engineless_gateway: Gateway) -> Deployment:
     """The rig's gateway recorded as a deployment on the local transport, its cert pinned."""
     gateway = engineless_gateway
-    recorded = Deployment(
-        name="qwen3vl",
-        region="us-east-1",
-        instance_type="g5.xlarge",
-        instance_id="i-0noderig0000000",
-        endpoint=gateway.base_url,
-        port=gateway.port,
-        secret_arn=gateway.secret_arn,
-        transport="local",
-        extra={"local_root": str(gateway.root)},
-    )
-    recorded.save()
-    shutil.copyfile(gateway.cert_path, recorded.cert_path)  # what `wait` pins
+    recorded = gateway.record(transport="local", extra={"local_root": str(gateway.root)})
     return recorded
 
 
