@@ -68,11 +68,15 @@ def serve_certificate(gateway: Gateway, not_after: dt.datetime) -> str:
     )
     gateway.cert_path.write_text(pem)
     nginx = require("nginx", "apt-get install nginx")
+    master = (gateway.root / "run" / "qwen3vl-gateway" / "nginx.pid").read_text().strip()
+    old_workers = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
     subprocess.run([nginx, "-c", str(gateway.conf_path), "-s", "reload"], check=True)
-    deadline = time.monotonic() + 10
-    while fingerprint(presented(gateway)) != fingerprint(pem):
-        assert time.monotonic() < deadline, "nginx did not pick up the new certificate"
+    deadline = time.monotonic() + 30
+    # until the workers that hold the old certificate are gone (a graceful reload)
+    while any(Path(f"/proc/{pid}").exists() for pid in old_workers.split()):
+        assert time.monotonic() < deadline, "nginx's old workers did not exit"
         time.sleep(0.2)
+    assert fingerprint(presented(gateway)) == fingerprint(pem)
     return pem
 
 
