@@ -177,6 +177,7 @@ def run_phase(seconds: float, target, *attacks) -> tuple[Phase, list]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="length of each phase")
+    parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds first")
     parser.add_argument("--slowloris", type=int, default=500, help="slow connections")
     parser.add_argument("--wrong-keys", type=int, default=300, help="wrong-key requests")
     parser.add_argument("--no-engine", action="store_true", help="no vLLM: check keys only")
@@ -221,6 +222,7 @@ def main() -> None:
         def target(stop: threading.Event) -> Phase:
             return legit_load(base, cert, request, key, stop)
 
+        run_phase(args.warmup, target)  # first requests (engine warm-up): not measured
         print(f"baseline: {args.seconds:g} s of {request[0]} {request[1]} alone", file=sys.stderr)
         baseline, _ = run_phase(args.seconds, target)
         print(
