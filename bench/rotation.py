@@ -48,7 +48,7 @@ class LoadStats:
 
 
 class LoadClient:
-    """One thread firing requests back to back, never retrying.
+    """One thread firing requests back to back (at most ``max_rate`` a second), never retrying.
 
     By default every request opens a new TLS connection. With ``keepalive`` one connection is
     reused; then a graceful nginx reload can close it just as a request is sent ("Server
@@ -66,6 +66,7 @@ class LoadClient:
         chat_every: int = 10,
         key_refresh: float = 0.2,
         keepalive: bool = False,
+        max_rate: float = 50.0,
     ) -> None:
         self._client = httpx.Client(
             base_url=base_url,
@@ -77,6 +78,9 @@ class LoadClient:
         self._model = served_model_name
         self._chat_every = chat_every
         self._key_refresh = key_refresh
+        # A client the gateway serves stays under its per-address limit (100 requests/s in
+        # gateway.conf): above it, 429 is the gateway working, not a failed rotation.
+        self._interval = 1 / max_rate
         self._stop = threading.Event()
         self.stats = LoadStats()
 
@@ -105,6 +109,7 @@ class LoadClient:
                 )
             now = time.monotonic()
             path, status = self._one(key)
+            self._stop.wait(max(0.0, self._interval - (time.monotonic() - now)))
             done = time.monotonic()
             self.stats.sent += 1
             self.stats.latencies_ms.append((done - now) * 1000)

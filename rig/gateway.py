@@ -238,6 +238,28 @@ class Gateway:
             )
         _wait_listening(self.port, self.process, log)
 
+    def record(self, **fields: object):
+        """This gateway recorded as deployment ``qwen3vl`` (as ``apply`` saves it) with its
+        certificate pinned (as ``wait`` does); ``fields`` override the recorded values."""
+        from qwen3vl_aws.deployment import Deployment
+
+        deployment = Deployment(
+            **{
+                "name": "qwen3vl",
+                "region": REGION,
+                "instance_type": "g5.xlarge",
+                "instance_id": "i-0noderig0000000",
+                "endpoint": self.base_url,
+                "port": self.port,
+                "secret_arn": self.secret_arn,
+                "served_model_name": self.served_model_name,
+                **fields,
+            }
+        )
+        deployment.save()
+        shutil.copyfile(self.cert_path, deployment.cert_path)
+        return deployment
+
     def stop(self) -> None:
         """Graceful stop (SIGQUIT, as the unit's KillSignal), then SIGKILL if it hangs."""
         if self.process is None or self.process.poll() is not None:

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from aws_emulator import MOTO_DLAMI
 from moto_create_image import snapshot_tags_on_create_image
-from qwen3vl_aws.instance import bake
 from qwen3vl_aws.errors import UsageError
+from qwen3vl_aws.instance import bake
 from qwen3vl_aws.instance.channel.base import CommandResult
 from qwen3vl_aws.provision import ApplyRequest, prepare
 from qwen3vl_aws.serving.versions import pinned_versions

@@ -111,3 +111,19 @@ def gateway(
             yield running
     except GatewayRigError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def engineless_gateway(moto_server: str, tmp_path: Path) -> Iterator[Gateway]:
+    """The real gateway in front of a dead upstream: an engine that is stopped or still loading.
+
+    Nothing listens on its engine port, so whatever the gateway answers it answers by itself.
+    Function-scoped: every test starts with fresh rate-limit counters and logs.
+    """
+    try:
+        with run_gateway(
+            tmp_path / "instance-root", free_port(), "qwen3-vl", moto_server, generate_key()
+        ) as running:
+            yield running
+    except GatewayRigError as exc:
+        pytest.fail(str(exc), pytrace=False)

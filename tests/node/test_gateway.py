@@ -82,6 +82,8 @@ def test_tls_is_verified_against_the_instance_certificate(gateway: Gateway):
 
 def test_health_needs_no_key(http: httpx.Client):
     assert http.get("/health").status_code == 200
+    head = http.head("/health")  # what load balancers and uptime checks often send
+    assert (head.status_code, head.content) == (200, b"")
 
 
 def test_models_lists_the_served_name(http: httpx.Client, gateway: Gateway):

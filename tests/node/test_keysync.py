@@ -133,3 +133,30 @@ def test_a_malformed_secret_is_refused_without_echoing_it(instance: Gateway):
     assert "is not a valid key" in result.stderr
     assert bad not in result.stdout + result.stderr
     assert instance.key_file.read_text() == before
+
+
+def test_a_sync_waits_for_the_one_in_progress(instance: Gateway):
+    """Syncs run one at a time (flock), from reading the labels to the reload: a sync started
+    while another holds the lock neither reads nor writes until it is released."""
+    import fcntl
+    import threading
+    import time
+
+    old, new = generate_key(), generate_key()
+    started = time.monotonic()
+    assert instance.set_keys(old).returncode == 0
+    one_sync = time.monotonic() - started  # how long a sync takes when nothing holds the lock
+    lock = instance.root / "var" / "lib" / "qwen3vl" / "keysync.lock"
+    results = []
+    with open(lock, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # a sync in progress
+        waiting = threading.Thread(target=lambda: results.append(instance.set_keys(new)))
+        waiting.start()
+        deadline = time.monotonic() + 2 * one_sync + 2
+        while time.monotonic() < deadline:
+            assert key_lines(instance) == [line(old)], "the second sync did not wait"
+            time.sleep(0.2)
+        assert waiting.is_alive()
+    waiting.join(timeout=60)
+    assert results and results[0].returncode == 0, results
+    assert key_lines(instance) == [line(new)]

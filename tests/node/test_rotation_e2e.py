@@ -9,7 +9,6 @@ key gets 401 and the new one 200; the key never shows in output, logs or any pro
 from __future__ import annotations
 
 import importlib.util
-import shutil
 import ssl
 import sys
 import threading
@@ -23,7 +22,6 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from qwen3vl_aws.cli import cli
-from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.instance.channel.base import CommandChannel, CommandResult
 from qwen3vl_aws.keys.keygen import generate_key
 from qwen3vl_aws.keys.secret import SecretStore
@@ -34,6 +32,7 @@ from rig.local import LocalChannel
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
 GRACE_S = 5
+KEY_CHECK = "/key-check"  # answered by the gateway itself, engine or not
 MIN_REQUESTS = 200
 
 
@@ -87,10 +86,10 @@ def argv_watch(interval: float = 0.02) -> Iterator[set[str]]:
         thread.join(timeout=10)
 
 
-def status_with(gateway, key: str) -> int:
+def status_with(gateway, key: str, route: str = "/v1/models") -> int:
     context = ssl.create_default_context(cafile=str(gateway.cert_path))
     response = httpx.get(
-        f"{gateway.base_url}/v1/models",
+        f"{gateway.base_url}{route}",
         headers={"Authorization": f"Bearer {key}"},
         verify=context,
         timeout=30,
@@ -124,23 +123,26 @@ class Rig:
 
 @pytest.fixture
 def rig(gateway, aws_env: str) -> Iterator[Rig]:
+    """The shared gateway in front of the real vLLM."""
+    with recorded_rig(gateway, aws_env) as made:
+        yield made
+
+
+@pytest.fixture
+def engineless_rig(engineless_gateway, aws_env: str) -> Iterator[Rig]:
+    """A gateway whose engine is down (stopped, crashed or still loading)."""
+    with recorded_rig(engineless_gateway, aws_env) as made:
+        yield made
+
+
+@contextmanager
+def recorded_rig(gateway, aws_env: str) -> Iterator[Rig]:
     # aws_env reset the emulator: give the rig a fresh secret holding a fresh current key
     synced = gateway.set_keys(generate_key())
     assert synced.returncode == 0, synced.stderr
     sm = bench.secrets_client(aws_env)
     store = SecretStore(sm, gateway.secret_arn)
-    deployment = Deployment(
-        name="qwen3vl",
-        region="us-east-1",
-        instance_type="g5.xlarge",
-        instance_id="i-0noderig0000000",
-        endpoint=gateway.base_url,
-        port=gateway.port,
-        secret_arn=gateway.secret_arn,
-        served_model_name=gateway.served_model_name,
-    )
-    deployment.save()
-    shutil.copyfile(gateway.cert_path, deployment.cert_path)  # what `wait` pins
+    gateway.record()
 
     try:
         yield Rig(gateway, store, gateway.current_key, store.labels().current)
@@ -242,3 +244,47 @@ def test_a_failing_key_sync_rolls_back_on_the_rig(rig: Rig):
         200,
         401,
     )
+
+
+def test_grace_0_revokes_a_key_while_the_engine_is_down(engineless_rig: Rig):
+    """A leaked key must be revocable exactly when the engine is stopped or loading: the keys
+    are checked at the gateway itself, not through the engine."""
+    rig = engineless_rig
+    rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
+
+    result = rotate_key("--grace", "0")
+
+    assert result.exit_code == 0, result.output
+    new_key = rig.store.current_value()
+    labels = rig.store.labels()
+    assert (labels.pending, labels.previous) == (None, rig.old_version)
+    assert status_with(rig.gateway, rig.old_key, KEY_CHECK) == 401
+    assert status_with(rig.gateway, new_key, KEY_CHECK) == 200
+
+
+def test_the_current_key_given_as_new_key_is_a_clear_error(engineless_rig: Rig):
+    rig = engineless_rig
+    rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
+
+    result = rotate_key("--grace", "0", "--key", "-", stdin=rig.old_key)
+
+    assert result.exit_code == 2, result.output
+    assert "is the one in force now (AWSCURRENT)" in result.output
+    assert rig.old_key not in result.output
+    labels = rig.store.labels()
+    assert (labels.current, labels.pending) == (rig.old_version, None)
+    assert status_with(rig.gateway, rig.old_key, KEY_CHECK) == 200
+
+
+def test_a_second_rotate_key_on_this_machine_is_refused_while_one_runs(engineless_rig: Rig):
+    from qwen3vl_aws.deployment import load_deployment
+    from qwen3vl_aws.keys.locks import exclusive
+
+    rig = engineless_rig
+    rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
+    with exclusive(load_deployment("qwen3vl"), "rotate-key"):  # as a running rotate-key holds it
+        result = rotate_key("--grace", "0")
+    assert result.exit_code == 2, result.output
+    assert "Another `qwen3vl-aws rotate-key` for deployment 'qwen3vl' is running" in result.output
+    assert rig.store.labels().pending is None  # nothing was started
+    assert rotate_key("--grace", "0").exit_code == 0  # released: it runs

@@ -81,6 +81,7 @@ def test_instance_files_are_the_repository_files(rendered: Rendered):
         "/opt/qwen3vl/share/qwen3vl-bootstrap.service": (
             source / "share" / "qwen3vl-bootstrap.service"
         ),
+        "/opt/qwen3vl/share/logrotate.conf": source / "share" / "logrotate.conf",
         "/opt/qwen3vl/lib/python/qwen3vl_media_guard.py": source / "lib" / "qwen3vl_media_guard.py",
         f"/opt/qwen3vl/lib/python/{guard}/METADATA": source / "lib" / guard / "METADATA",
         f"/opt/qwen3vl/lib/python/{guard}/entry_points.txt": (

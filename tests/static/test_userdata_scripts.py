@@ -367,6 +367,9 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     # Everything the instance scripts call beyond the base OS comes from the tools environment.
     tools = root / "opt/qwen3vl/tools"
     assert f"uv pip install --python {tools}/bin/python {' '.join(tools_requirements())}" in first
+    # exactly the pinned commit of the checkpoint, never the moving "main"
+    revision = versions["MODEL_REVISION_QWEN3_VL_8B_INSTRUCT"]
+    assert any(c.startswith("hf download") and f"--revision {revision}" in c for c in first)
     assert "systemctl start qwen3vl-gateway.service" in first
     assert "systemctl start --no-block qwen3vl-engine.service" in first
     # Boot: the bootstrap unit and the gateway come back; the engine waits for the bootstrap.

@@ -37,3 +37,15 @@ def test_comments_and_blank_lines_are_skipped():
 def test_anything_else_is_an_error_naming_the_line(line: str):
     with pytest.raises(Qwen3vlError, match=r"versions.env:2: expected KEY=version"):
         parse_versions(f"# pins\n{line}\n")
+
+
+def test_every_known_checkpoint_has_a_pinned_commit():
+    """The bootstrap downloads MODEL_REVISION_<NAME>: a full 40-hex commit for each model id."""
+    import re
+
+    from qwen3vl_aws.serving.model_profile import MODEL_IDS
+
+    versions = pinned_versions()
+    for model_id in MODEL_IDS:
+        key = "MODEL_REVISION_" + re.sub(r"[-.]", "_", model_id.split("/")[-1]).upper()
+        assert re.fullmatch(r"[0-9a-f]{40}", versions.get(key, "")), (model_id, key)

@@ -117,3 +117,37 @@ def test_a_given_subnet_must_exist_in_a_zone_offering_the_type() -> None:
         check_subnet(ec2, by_zone["us-east-1c"], ["us-east-1a"], "g5.xlarge")
     with pytest.raises(UsageError, match="does not exist in this region"):
         check_subnet(ec2, "subnet-0123456789abcdef0", ["us-east-1a"], "g5.xlarge")
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["0.0.0.0/1", "128.0.0.0/1"],  # the whole internet in two halves
+        ["10.0.0.0/7"],  # twice a /8
+        ["1.0.0.0/8", "2.0.0.0/9"],  # a /8 and a bit more
+        [f"{n}.0.0.0/9" for n in range(1, 4)],  # three /9s: 1.5 /8s
+        ["::/1", "8000::/1"],
+        ["2001::/16"],
+        ["2001:db8::/33", "2001:db9::/32"],  # more than a /32 of IPv6 together
+    ],
+)
+def test_cidrs_that_together_cover_more_than_a_slash_8_need_allow_anywhere(cidrs) -> None:
+    with pytest.raises(UsageError, match="--allow-anywhere") as refused:
+        validate_cidrs(cidrs)
+    assert "together admit" in str(refused.value)
+    assert validate_cidrs(cidrs, allow_open=True) == cidrs
+    assert open_networks(cidrs)  # and apply warns about them
+
+
+@pytest.mark.parametrize(
+    "cidrs",
+    [
+        ["10.0.0.0/8"],  # exactly a /8
+        ["10.0.0.0/8", "10.1.0.0/16"],  # overlapping: counted once
+        ["10.0.0.0/9", "203.0.113.0/24", "2001:db8::/32"],
+        ["2001:db8::/33", "2001:db8:8000::/33"],  # a /32 of IPv6 in two halves
+    ],
+)
+def test_networks_up_to_a_slash_8_pass(cidrs) -> None:
+    assert validate_cidrs(cidrs) == cidrs
+    assert open_networks(cidrs) == []

@@ -19,6 +19,10 @@ from .catalog import get_instance_type, instance_types
 from .clients import aws_errors
 
 OPEN_NETWORKS = ("0.0.0.0/0", "::/0")
+# The widest ingress allowed without --allow-anywhere, as a prefix length per IP version: all the
+# CIDRs of a version together may cover at most a /8 of IPv4 (16.7 M addresses), or a /32 of
+# IPv6 (what a whole ISP is allocated; an IPv6 /8 would be 2^120 addresses, no one's network).
+WIDEST_PREFIX = {4: 8, 6: 32}
 # Plain-text "what is my IP" services over HTTPS; the first that answers wins.
 IP_ECHO_URLS = ("https://checkip.amazonaws.com", "https://api.ipify.org")
 
@@ -49,7 +53,40 @@ def validate_cidrs(
             )
         if str(network) not in result:
             result.append(str(network))
+    if not allow_open:
+        _refuse_too_wide(result, what)
     return result
+
+
+def covered_addresses(cidrs: Iterable[str], version: int) -> int:
+    """How many addresses of IP ``version`` the CIDRs admit together (overlaps counted once)."""
+    networks = [ipaddress.ip_network(c) for c in cidrs]
+    same = [n for n in networks if n.version == version]
+    return sum(n.num_addresses for n in ipaddress.collapse_addresses(same))  # type: ignore[arg-type]
+
+
+def too_wide(cidrs: Iterable[str]) -> list[tuple[int, int, int]]:
+    """``(version, covered, limit)`` for each IP version whose CIDRs cover more than allowed."""
+    cidrs = list(cidrs)
+    wide = []
+    for version, prefix in WIDEST_PREFIX.items():
+        bits = 32 if version == 4 else 128
+        covered, limit = covered_addresses(cidrs, version), 2 ** (bits - prefix)
+        if covered > limit:
+            wide.append((version, covered, limit))
+    return wide
+
+
+def _refuse_too_wide(cidrs: list[str], what: str) -> None:
+    for version, covered, limit in too_wide(cidrs):
+        prefix = WIDEST_PREFIX[version]
+        raise UsageError(
+            f"{what} {', '.join(c for c in cidrs if ipaddress.ip_network(c).version == version)} "
+            f"together admit {covered:,} IPv{version} addresses, more than a /{prefix} "
+            f"({limit:,}): that opens the endpoint to a large part of the internet. Allow only "
+            "the networks your clients use, or pass --allow-anywhere if that is really what you "
+            "want."
+        )
 
 
 # The userdata module's allowed_media_domains validation (lowercase DNS names).
@@ -103,8 +140,14 @@ def check_subnet(ec2_client: Any, subnet_id: str, zones: Iterable[str], instance
 
 
 def open_networks(cidrs: Iterable[str]) -> list[str]:
-    """The entries that admit the whole internet (for a warning)."""
-    return [c for c in cidrs if c in OPEN_NETWORKS]
+    """The entries that admit the whole internet; where none does but one IP version's entries
+    together cover more than the guard allows, all of that version's (for a warning)."""
+    cidrs = list(cidrs)
+    named = []
+    for version, _, _ in too_wide(cidrs):
+        same = [c for c in cidrs if ipaddress.ip_network(c).version == version]
+        named += [c for c in same if c in OPEN_NETWORKS] or same
+    return [c for c in cidrs if c in named]
 
 
 def detect_public_ip(http_client: Any | None = None, urls: Iterable[str] = IP_ECHO_URLS) -> str:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "start": "power",
     "key": "key",
     "rotate-key": "rotate_key",
+    "renew-cert": "renew_cert",
     "exec": "exec_",
     "bake": "bake",
 }

@@ -275,9 +275,10 @@ def _show_next_steps(app: App, deployment, *, waited: bool) -> None:
     )
     out.print("First request:")
     out.print(
-        f"  export OPENAI_API_KEY=$(qwen3vl-aws --name {deployment.name} key)\n"
+        "  (umask 077 && printf 'Authorization: Bearer %s\\n' "
+        f'"$(qwen3vl-aws --name {deployment.name} key)" >"$HOME/.qwen3vl-auth")\n'
         f"  curl --cacert {shlex.quote(str(cert))} {endpoint}/chat/completions \\\n"
-        '    -H "Authorization: Bearer $OPENAI_API_KEY" -H "Content-Type: application/json" \\\n'
+        '    -H @"$HOME/.qwen3vl-auth" -H "Content-Type: application/json" \\\n'
         f"    -d {shlex.quote(body)}",
         markup=False,
     )

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from . import App, pass_app
+
+if TYPE_CHECKING:
+    from ..session import DeploymentSession
 
 DEFAULT_GRACE = 180.0
 
@@ -49,6 +53,7 @@ def command(
     """
     from ..errors import UsageError
     from ..keys.keygen import validate_key
+    from ..keys.locks import exclusive
 
     if key_source is not None and key_source != "-":
         raise UsageError(
@@ -60,6 +65,19 @@ def command(
     new_key = validate_key(sys.stdin.read()) if key_source else None
 
     session = app.deployment(accept_host_key=accept_host_key)
+    with exclusive(session.record, "rotate-key"):
+        _rotate(app, session, new_key, grace, show_key, abort)
+
+
+def _rotate(
+    app: App,
+    session: DeploymentSession,
+    new_key: str | None,
+    grace: float,
+    show_key: bool,
+    abort: bool,
+) -> None:
+    """The rotation itself, run while this machine's rotate-key lock is held."""
     rotation = session.rotation(report=lambda msg: app.out.print(f"• {msg}"))
     try:
         if abort:

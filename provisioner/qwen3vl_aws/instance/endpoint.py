@@ -82,8 +82,13 @@ def https_client(
     return httpx.Client(base_url=base_url, verify=context, headers=headers, **options)
 
 
+#: The gateway answers this route itself (no engine behind it), so keys can be checked, and a
+#: leaked one revoked, while the engine is down or still loading.
+KEY_CHECK_ROUTE = "/key-check"
+
+
 class EndpointKeyCheck:
-    """``GET /v1/models`` through the public gateway, TLS verified against the pinned cert."""
+    """``GET /key-check`` through the public gateway, TLS verified against the pinned cert."""
 
     def __init__(self, http: httpx.Client, timeout: float = 15.0) -> None:
         self._http = http  # from pinned_client(), without a key of its own
@@ -92,7 +97,7 @@ class EndpointKeyCheck:
     def accepts(self, key: str) -> bool:
         try:
             response = self._http.get(
-                "/v1/models", headers={"Authorization": f"Bearer {key}"}, timeout=self._timeout
+                KEY_CHECK_ROUTE, headers={"Authorization": f"Bearer {key}"}, timeout=self._timeout
             )
         except httpx.HTTPError as exc:
             raise CheckFailed(f"The endpoint did not answer: {type(exc).__name__}: {exc}") from exc
@@ -100,4 +105,6 @@ class EndpointKeyCheck:
             return True
         if response.status_code in (401, 403):
             return False
-        raise CheckFailed(f"The endpoint answered HTTP {response.status_code} to /v1/models.")
+        raise CheckFailed(
+            f"The endpoint answered HTTP {response.status_code} to {KEY_CHECK_ROUTE}."
+        )

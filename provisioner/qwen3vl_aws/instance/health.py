@@ -22,6 +22,7 @@ from ..aws.clients import ClientFactory, aws_errors
 from ..deployment import Deployment
 from ..errors import AwsError, ChannelError, CheckFailed, Qwen3vlError
 from ..keys.secret import secret_store
+from .certificate import RENEW_HINT, expiry_status, inspect_certificate
 from .channel.base import CommandChannel
 from .check_result import CheckResult
 from .endpoint import endpoint_base, fetch_endpoint_certificate, fingerprint, pinned_client
@@ -204,7 +205,8 @@ def check_gpu(section: Section) -> CheckResult:
 
 
 def check_tls(deployment: Deployment) -> CheckResult:
-    """The endpoint presents exactly the certificate pinned from the instance."""
+    """The endpoint presents exactly the certificate pinned from the instance, and it has not
+    expired (passes with a hint to renew during its last 30 days)."""
     name = "tls"
     if not deployment.cert_path.is_file():
         return _fail(
@@ -233,7 +235,12 @@ def check_tls(deployment: Deployment) -> CheckResult:
             "No key was sent.",
             latency,
         )
-    return CheckResult(name, True, f"matches the pinned sha256 {pinned[:16]}...", latency)
+    state, expiry = expiry_status(inspect_certificate(deployment.cert_path.read_text()), now_utc())
+    detail = f"matches the pinned sha256 {pinned[:16]}...; {expiry}"
+    if state == "expired":
+        return _fail(name, detail, RENEW_HINT, latency)
+    hint = RENEW_HINT if state == "warn" else None
+    return CheckResult(name, True, detail, latency, hint, warning=state == "warn")
 
 
 def _timed(

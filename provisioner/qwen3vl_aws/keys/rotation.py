@@ -88,6 +88,12 @@ class Rotation:
             raise UsageError("--grace must be 0 or more seconds.")
         labels = self._store.labels()
         if labels.phase == "idle":
+            if new_key is not None and new_key == self._store.current_value():
+                raise UsageError(
+                    "The key given is the one in force now (AWSCURRENT): rotating to it would "
+                    "leave the same key accepted. Pipe a different key to --key -, or leave "
+                    "--key out to have one generated."
+                )
             key = new_key or generate_key()
             labels = Labels(current=labels.current, pending=str(uuid.uuid4()))
             self._report(f"Storing the new key as AWSPENDING (version {labels.pending})")
