@@ -37,6 +37,13 @@ INSTANCE_FILES = {
     "opt/qwen3vl/share/qwen3vl-engine.service": "share/qwen3vl-engine.service",
     "opt/qwen3vl/share/qwen3vl-gateway.service": "share/qwen3vl-gateway.service",
     "opt/qwen3vl/share/qwen3vl-bootstrap.service": "share/qwen3vl-bootstrap.service",
+    # A fleet replica's agent and its units (installed on every rig instance; the bootstrap
+    # renders the units only when deploy.env names a fleet group).
+    "opt/qwen3vl/bin/qwen3vl-fleet": "bin/qwen3vl-fleet",
+    "opt/qwen3vl/share/qwen3vl-fleet-publish.service": "share/qwen3vl-fleet-publish.service",
+    "opt/qwen3vl/share/qwen3vl-fleet-publish.timer": "share/qwen3vl-fleet-publish.timer",
+    "opt/qwen3vl/share/qwen3vl-fleet-drain.service": "share/qwen3vl-fleet-drain.service",
+    "opt/qwen3vl/share/qwen3vl-fleet-drain.timer": "share/qwen3vl-fleet-drain.timer",
 }
 SECRET_NAME = "qwen3vl/gateway-rig"
 REGION = "us-east-1"

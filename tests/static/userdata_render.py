@@ -29,6 +29,7 @@ module "userdata" {
   port                  = var.inputs.port
   allowed_media_domains = var.inputs.allowed_media_domains
   model_cache           = var.inputs.model_cache
+  fleet                 = try(var.inputs.fleet, null)
 }
 
 output "rendered" {

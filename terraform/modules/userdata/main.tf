@@ -19,9 +19,16 @@ locals {
     ALLOWED_MEDIA_DOMAINS = join(" ", var.allowed_media_domains)
     MODEL_CACHE           = var.model_cache
   }
-  deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
+  # A fleet replica also knows its group, its drain hook and its metric namespace.
+  fleet_settings = var.fleet == null ? {} : {
+    FLEET_GROUP            = var.fleet.group_name
+    FLEET_DRAIN_HOOK       = var.fleet.drain_hook_name
+    FLEET_METRIC_NAMESPACE = var.fleet.metric_namespace
+  }
+  all_settings = merge(local.settings, local.fleet_settings)
+  deploy_env   = join("", [for k in sort(keys(local.all_settings)) : "${k}='${local.all_settings[k]}'\n"])
 
-  files = {
+  base_files = {
     "/etc/qwen3vl/deploy.env"                      = { mode = "0644", content = local.deploy_env }
     "/opt/qwen3vl/share/versions.env"              = { mode = "0644", content = file("${local.source_dir}/versions.env") }
     "/opt/qwen3vl/share/gateway.conf"              = { mode = "0644", content = file("${local.source_dir}/share/gateway.conf") }
@@ -34,6 +41,16 @@ locals {
     "/opt/qwen3vl/bin/qwen3vl-keysync"              = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-keysync") }
     "/opt/qwen3vl/bin/qwen3vl-engine"               = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-engine") }
   }
+
+  # The fleet agent (queue metrics, drain on scale-in) and its units, on replicas only.
+  fleet_files = var.fleet == null ? {} : {
+    "/opt/qwen3vl/bin/qwen3vl-fleet"                   = { mode = "0755", content = file("${local.source_dir}/bin/qwen3vl-fleet") }
+    "/opt/qwen3vl/share/qwen3vl-fleet-publish.service" = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-fleet-publish.service") }
+    "/opt/qwen3vl/share/qwen3vl-fleet-publish.timer"   = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-fleet-publish.timer") }
+    "/opt/qwen3vl/share/qwen3vl-fleet-drain.service"   = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-fleet-drain.service") }
+    "/opt/qwen3vl/share/qwen3vl-fleet-drain.timer"     = { mode = "0644", content = file("${local.source_dir}/share/qwen3vl-fleet-drain.timer") }
+  }
+  files = merge(local.base_files, local.fleet_files)
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name
