@@ -211,10 +211,11 @@ resource "aws_cloudwatch_metric_alarm" "wake" {
 
 # While the group is at zero, this rule answers every request with a JSON 503 that says the
 # fleet is waking and when to retry. The ALB cannot add headers to a fixed response, so the
-# retry time is in the body (retry_after), not in a Retry-After header. It is switched on (path
-# "/*") by whoever takes the group to zero (the last draining instance, `qwen3vl-aws stop`) and
-# off (a header no client sends) by the first instance that serves; Terraform leaves the
-# condition to them.
+# retry time is in the body (retry_after), not in a Retry-After header. It is created switched
+# off (it matches only a header no client sends); switching it on (condition path "/*") when the
+# group goes to zero and off when a replica serves is left to the operator's commands (see
+# docs/high-availability.md), and Terraform leaves the condition alone. Without it, a request at
+# zero gets the ALB's own 503 (no targets), which the wake alarm counts just the same.
 resource "aws_lb_listener_rule" "at_zero" {
   count        = local.scale_to_zero_count
   listener_arn = aws_lb_listener.https[0].arn
