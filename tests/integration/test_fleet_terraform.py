@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources
 from moto_fidelity import keep_fleet_settings
+from qwen3vl_aws.fleet import fleet_view
 from qwen3vl_aws.fleet_cert import import_certificate, make_certificate
 from qwen3vl_aws.terraform import Terraform, managed_resources
 from test_plan_variants import BASE, _planned
@@ -298,6 +299,23 @@ def test_instance_role_publishes_only_its_namespace_and_completes_only_its_group
     }
     complete = by_action["autoscaling:CompleteLifecycleAction"]
     assert complete["Resource"] == fleet.group()["AutoScalingGroupARN"]
+
+
+def test_fleet_view_lists_the_groups_replicas_with_their_target_health(fleet: Fleet) -> None:
+    view = fleet_view(
+        fleet.client("autoscaling"),
+        fleet.client("elbv2"),
+        fleet.pieces["autoscaling_group_name"],
+        fleet.pieces["target_group_arn"],
+    )
+    group = fleet.group()
+    assert sorted(r.instance_id for r in view.replicas) == sorted(
+        i["InstanceId"] for i in group["Instances"]
+    )
+    assert {r.zone for r in view.replicas} <= set(fleet.pieces["zones"])
+    assert all(r.lifecycle_state == "InService" for r in view.replicas)
+    assert all(r.target_health != "absent" for r in view.replicas)  # registered in the group
+    assert (view.min_size, view.max_size) == (2, 4)
 
 
 def test_second_plan_shows_no_changes_even_after_scaling(fleet: Fleet) -> None:
