@@ -62,7 +62,8 @@ class Load:
         self._balancer, self._key, self._model = balancer, key, model
         self._threads = threads
         self._stop = threading.Event()
-        self.outcomes: list[tuple[float, str, int | str]] = []  # (start, served_by, status)
+        # (start, end, served_by, status) of every request
+        self.outcomes: list[tuple[float, float, str, int | str]] = []
         self._lock = threading.Lock()
 
     def _loop(self) -> None:
@@ -84,13 +85,10 @@ class Load:
                         json=body,
                         headers={"Authorization": f"Bearer {key}", "Connection": "close"},
                     )
-                    outcome = (
-                        start,
-                        response.headers.get("x-served-by", "?"),
-                        response.status_code,
-                    )
+                    served_by = response.headers.get("x-served-by", "?")
+                    outcome = (start, time.monotonic(), served_by, response.status_code)
                 except httpx.HTTPError as exc:
-                    outcome = (start, "?", type(exc).__name__)
+                    outcome = (start, time.monotonic(), "?", type(exc).__name__)
                 with self._lock:
                     self.outcomes.append(outcome)
 
@@ -106,19 +104,26 @@ class Load:
             for thread in threads:
                 thread.join(timeout=120)
 
-    def failed_between(self, start: float, end: float) -> list[tuple[float, str, int | str]]:
-        return [o for o in self.outcomes if start <= o[0] <= end and o[2] != 200]
+    def failed_between(self, start: float, end: float) -> list[tuple]:
+        """Failed requests that were in flight at any moment between ``start`` and ``end``."""
+        return [o for o in self.outcomes if o[1] >= start and o[0] <= end and o[3] != 200]
 
 
 def streams(
-    balancer: Balancer, key: str, model: str, count: int, max_tokens: int
+    base_url: str,
+    model: str,
+    count: int,
+    max_tokens: int,
+    *,
+    key: str = "",
+    verify: ssl.SSLContext | bool = True,
 ) -> tuple[list[dict], list[threading.Thread]]:
-    """``count`` streamed answers through the balancer on threads; each result records the
-    replica, chunks received, whether the final [DONE] arrived, and any error."""
+    """``count`` streamed answers on threads; each result records the replica that served it
+    (``X-Served-By``), chunks received, whether the final [DONE] arrived, and any error."""
     results = [{"by": None, "chunks": 0, "finished": False, "error": None} for _ in range(count)]
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
 
     def one(result: dict) -> None:
-        verify = ssl.create_default_context(cafile=str(balancer.cert_path))
         body = {
             "model": model,
             "messages": [{"role": "user", "content": "Count to a thousand."}],
@@ -128,8 +133,8 @@ def streams(
         }
         try:
             with httpx.stream(
-                "POST", f"{balancer.base_url}/v1/chat/completions", json=body, verify=verify,
-                headers={"Authorization": f"Bearer {key}"}, timeout=300,
+                "POST", f"{base_url}/v1/chat/completions", json=body, verify=verify,
+                headers=headers, timeout=300,
             ) as response:  # fmt: skip
                 result["by"] = response.headers.get("x-served-by")
                 response.raise_for_status()
@@ -248,7 +253,10 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
             # gracefully, then the replica comes back (as a replacement would).
             drained = REPLICAS[0]
             report(f"draining {drained} with streams in flight")
-            results, threads = streams(balancer, store.current_value(), plan.model_id, 6, 200)
+            verify = ssl.create_default_context(cafile=str(balancer.cert_path))
+            results, threads = streams(
+                balancer.base_url, plan.model_id, 6, 200, key=store.current_value(), verify=verify
+            )
             deadline = time.monotonic() + 120
             while not any(r["by"] == drained and r["chunks"] for r in results):
                 if time.monotonic() > deadline:
@@ -272,13 +280,14 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
             # target DOWN; count the failures in that window and anything routed to it after.
             stopped = REPLICAS[1]
             report(f"stopping {stopped}'s engine")
+            stop_requested = time.monotonic()
+            engine_stacks[stopped].close()  # SIGTERM, then wait until vLLM has exited
             stopped_at = time.monotonic()
-            engine_stacks[stopped].close()
             balancer.wait_status(stopped, "DOWN", 120)
             result.down_after_s = time.monotonic() - stopped_at
             mark("down")
             down_wall = time.time()
-            result.engine_stop_failed = len(load.failed_between(stopped_at, time.monotonic()))
+            result.engine_stop_failed = len(load.failed_between(stop_requested, time.monotonic()))
             time.sleep(3)
             result.requests_to_stopped_after_down = _api_requests_after(
                 gateways[stopped], down_wall + 1
@@ -297,7 +306,10 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
             result.wake_s = time.monotonic() - woke
             mark("woke")
         result.sent = len(load.outcomes)
-        failures = [o for o in load.outcomes if o[2] != 200]
+        failures = [o for o in load.outcomes if o[3] != 200]
         result.failed = len(failures)
-        result.failures = [f"t=+{at - t0:.1f}s {by} -> {status}" for at, by, status in failures]
+        result.failures = [
+            f"t=+{start - t0:.1f}..{end - t0:.1f}s {by} -> {status}"
+            for start, end, by, status in failures
+        ]
     return result

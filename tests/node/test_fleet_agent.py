@@ -25,6 +25,7 @@ import pytest
 from qwen3vl_aws.paths import userdata_dir
 from qwen3vl_aws.versions import pinned_versions
 
+from rig.fleet import streams
 from rig.gateway import write_deploy_env
 from rig.net import free_port
 from rig.vllm import VllmServer
@@ -99,34 +100,8 @@ def aws(aws_env: str) -> dict[str, str]:
 
 @contextmanager
 def _streams(server: VllmServer, count: int, max_tokens: int) -> Iterator[list[dict]]:
-    """``count`` streamed chat requests in flight on threads; each result dict gets
-    ``chunks``, ``finished`` (saw the final [DONE]) and ``error``."""
-    results = [{"chunks": 0, "finished": False, "error": None} for _ in range(count)]
-
-    def one(result: dict) -> None:
-        body = {
-            "model": server.served_model_name,
-            "messages": [{"role": "user", "content": "Count to a thousand."}],
-            "max_tokens": max_tokens,
-            "ignore_eos": True,
-            "stream": True,
-        }
-        try:
-            with httpx.stream(
-                "POST", f"{server.base_url}/v1/chat/completions", json=body, timeout=300
-            ) as response:
-                response.raise_for_status()
-                for line in response.iter_lines():
-                    if line == "data: [DONE]":
-                        result["finished"] = True
-                    elif line.startswith("data: "):
-                        result["chunks"] += 1
-        except httpx.HTTPError as exc:
-            result["error"] = repr(exc)
-
-    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in results]
-    for thread in threads:
-        thread.start()
+    """``count`` streamed chat requests in flight (rig.fleet.streams), joined on exit."""
+    results, threads = streams(server.base_url, server.served_model_name, count, max_tokens)
     try:
         yield results
     finally:
