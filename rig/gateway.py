@@ -73,7 +73,10 @@ def instance_roots() -> Iterator[Callable[[str], Path]]:
 def install_instance(root: Path, settings: Mapping[str, str]) -> None:
     """Install the instance's scripts and templates under ``root`` and write its deploy.env."""
     source = userdata_dir()
-    for target, spec in instance_contract().files.items():  # what cloud-init's write_files installs
+    contract = instance_contract()
+    # What cloud-init's write_files installs; the fleet agent too (its units are rendered only
+    # when deploy.env names a fleet group).
+    for target, spec in {**contract.files, **contract.fleet_files}.items():
         dest = root / target.lstrip("/")
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source / spec.source, dest)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system tools the node and static tests run for real are on this machine:
-# nginx, sshd, cloud-init (schema check), shellcheck, systemd-analyze, openssl, curl.
+# nginx, sshd, cloud-init (schema check), shellcheck, systemd-analyze, openssl, curl, and
+# HAProxy (the stand-in for the fleet's load balancer).
 # On Debian/Ubuntu it installs what is missing with apt-get (as root, or through sudo);
 # elsewhere it lists what to install and fails.
 set -euo pipefail
@@ -14,6 +15,7 @@ declare -A package_of=(
   [systemd-analyze]=systemd
   [openssl]=openssl
   [curl]=curl
+  [haproxy]=haproxy
 )
 
 missing=()
@@ -42,6 +44,6 @@ export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 # Debian starts the packaged services on install; the tests run their own instances.
-for unit in nginx ssh; do
+for unit in nginx ssh haproxy; do
   "${sudo[@]}" systemctl disable --now "$unit" >/dev/null 2>&1 || true
 done

@@ -9,7 +9,7 @@ module "userdata" {
   draft_model_id    = var.draft_model_id
   served_model_name = var.served_model_name
   engine_args       = var.engine_args
-  public_host       = aws_eip.this.public_ip
+  public_host       = local.fleet ? aws_lb.this[0].dns_name : aws_eip.this[0].public_ip
   domain            = var.domain
   port              = var.port
 
@@ -18,10 +18,18 @@ module "userdata" {
   max_image_pixels      = var.max_image_pixels
   model_cache_bucket    = var.model_cache_bucket
   model_revision        = var.model_revision
+
+  fleet = local.fleet ? {
+    group_name       = local.group_name
+    drain_hook_name  = local.drain_hook_name
+    metric_namespace = local.metric_namespace
+  } : null
 }
 
 resource "aws_instance" "this" {
   #checkov:skip=CKV_AWS_126:Detailed monitoring is opt-in (variable detailed_monitoring) because it is billed; health is judged by real requests through the endpoint.
+  # A fleet (fleet.tf) launches the same instance from a launch template instead.
+  count                  = local.fleet ? 0 : 1
   ami                    = local.ami_id
   instance_type          = var.instance_type
   subnet_id              = local.subnet_id
@@ -70,6 +78,23 @@ resource "aws_instance" "this" {
 # The Elastic IP is the endpoint's stable address (it survives stop/start and replacement). Until
 # it is attached, seconds after launch, a default subnet's launch-time address serves downloads.
 resource "aws_eip_association" "this" {
-  allocation_id = aws_eip.this.allocation_id
-  instance_id   = aws_instance.this.id
+  count         = local.fleet ? 0 : 1
+  allocation_id = aws_eip.this[0].allocation_id
+  instance_id   = aws_instance.this[0].id
+}
+
+# Before the fleet shape existed these had no count: keep old states planning without changes.
+moved {
+  from = aws_instance.this
+  to   = aws_instance.this[0]
+}
+
+moved {
+  from = aws_eip_association.this
+  to   = aws_eip_association.this[0]
+}
+
+moved {
+  from = aws_eip.this
+  to   = aws_eip.this[0]
 }

@@ -4,7 +4,7 @@ locals {
   ssh_cidrs      = local.ssh_enabled ? var.ssh_allowed_cidrs : []
   endpoint_cidrs = toset(var.allowed_cidrs)
   offered_zones  = sort(data.aws_ec2_instance_type_offerings.zones.locations)
-  vpc_id         = coalesce(var.vpc_id, one(data.aws_subnet.given[*].vpc_id), one(data.aws_vpc.default[*].id))
+  vpc_id         = coalesce(var.vpc_id, one(data.aws_subnet.given[*].vpc_id), try(data.aws_subnet.fleet_given[var.subnet_ids[0]].vpc_id, null), one(data.aws_vpc.default[*].id))
 
   # Candidate subnets by zone (only zones offering the type); the first zone by name wins, so
   # the choice is stable from plan to plan.
@@ -24,7 +24,7 @@ data "aws_ec2_instance_type_offerings" "zones" {
 }
 
 data "aws_vpc" "default" {
-  count   = var.vpc_id == null && var.subnet_id == null ? 1 : 0
+  count   = var.vpc_id == null && var.subnet_id == null && length(var.subnet_ids) == 0 ? 1 : 0
   default = true
 }
 
@@ -91,7 +91,8 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "endpoint" {
-  for_each = local.endpoint_cidrs
+  # A fleet's instances admit the load balancer only (fleet.tf).
+  for_each = local.fleet ? toset([]) : local.endpoint_cidrs
 
   security_group_id = aws_security_group.this.id
   description       = "Endpoint (TLS) from ${each.value}"
@@ -138,6 +139,7 @@ resource "aws_vpc_security_group_egress_rule" "http" {
 }
 
 resource "aws_eip" "this" {
+  count  = local.fleet ? 0 : 1
   domain = "vpc"
   tags   = { Name = var.name }
 }

@@ -32,6 +32,7 @@ class InstanceContract:
     units: dict[str, str]
     stages: tuple[str, ...]
     files: dict[str, InstalledFile]  # path on the instance -> where it comes from
+    fleet_files: dict[str, InstalledFile]  # installed on a fleet's replicas only
 
 
 @cache
@@ -45,4 +46,5 @@ def instance_contract() -> InstanceContract:
         units=dict(raw["units"]),
         stages=tuple(raw["stages"]),
         files={path: InstalledFile(**spec) for path, spec in raw["files"].items()},
+        fleet_files={path: InstalledFile(**spec) for path, spec in raw["fleet_files"].items()},
     )

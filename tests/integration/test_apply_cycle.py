@@ -91,6 +91,19 @@ def test_second_plan_shows_no_changes(applied: Applied, in_emulator: Emulator) -
     assert not summary.has_changes, summary.resources
 
 
+def test_a_state_from_before_the_fleet_shape_plans_no_changes(
+    applied: Applied, in_emulator: Emulator
+) -> None:
+    """Deployments applied before the instance, its Elastic IP and their association got a
+    count (the fleet shape) keep planning without changes: the module's moved blocks."""
+    tf = applied.terraform()
+    for address in ("aws_instance.this", "aws_eip.this", "aws_eip_association.this"):
+        tf._run(tf._command("state mv", f"{address}[0]", address, no_color=None))
+    assert "aws_instance.this" in tf.resources()
+    summary = tf.plan()
+    assert not summary.has_changes, summary.resources
+
+
 def test_security_group_admits_only_the_endpoint_port_from_the_given_cidrs(
     applied: Applied,
 ) -> None:

@@ -30,11 +30,11 @@ def test_failed_apply_leaves_consistent_state_and_rerun_converges(in_emulator: E
 
     tf = Terraform(in_emulator.home / NAME)
     in_state = tf.resources()
-    assert "aws_instance.this" not in in_state
+    assert "aws_instance.this[0]" not in in_state
     emulated = created_resources(in_emulator)
     assert emulated["instances"] == []
     assert emulated["security_groups"] == [in_state["aws_security_group.this"]["id"]]
-    assert emulated["addresses"] == [in_state["aws_eip.this"]["allocation_id"]]
+    assert emulated["addresses"] == [in_state["aws_eip.this[0]"]["allocation_id"]]
     assert emulated["roles"] == [in_state["aws_iam_role.this"]["name"]]
     assert emulated["secrets"] == [in_state["aws_secretsmanager_secret.this"]["arn"]]
     record = json.loads((in_emulator.home / NAME / "deployment.json").read_text())

@@ -25,7 +25,7 @@ def _planned(tmp_path, variables: dict) -> dict[str, dict]:
 
 
 def _planned_ami(tmp_path, variables: dict) -> str:
-    return _planned(tmp_path, variables)["aws_instance.this"]["ami"]
+    return _planned(tmp_path, variables)["aws_instance.this[0]"]["ami"]
 
 
 def test_owner_filtered_lookup_finds_the_newest_matching_image(
@@ -54,7 +54,7 @@ def test_ssh_option_opens_port_22_to_the_given_cidrs_only(in_emulator: Emulator,
         "ssh_allowed_cidrs": ["198.51.100.0/24"],
     }
     planned = _planned(tmp_path, variables)
-    assert planned["aws_instance.this"]["key_name"] == "operator"
+    assert planned["aws_instance.this[0]"]["key_name"] == "operator"
     ssh_rules = {
         k: v for k, v in planned.items() if k.startswith("aws_vpc_security_group_ingress_rule.ssh")
     }
@@ -65,7 +65,7 @@ def test_ssh_option_opens_port_22_to_the_given_cidrs_only(in_emulator: Emulator,
 
 def test_no_ssh_ingress_by_default(in_emulator: Emulator, tmp_path) -> None:
     planned = _planned(tmp_path, {"ami_id": MOTO_DLAMI})
-    assert planned["aws_instance.this"].get("key_name") in (None, "")
+    assert planned["aws_instance.this[0]"].get("key_name") in (None, "")
     ports = {
         r["from_port"]
         for k, r in planned.items()

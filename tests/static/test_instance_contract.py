@@ -67,7 +67,8 @@ def test_the_bootstrap_writes_where_the_contract_says() -> None:
 
 
 def test_every_installed_file_exists_and_every_instance_file_is_installed() -> None:
-    sources = {spec.source for spec in CONTRACT.files.values()}
+    installed = {**CONTRACT.files, **CONTRACT.fleet_files}
+    sources = {spec.source for spec in installed.values()}
     shipped = {
         str(p.relative_to(userdata_dir()))
         for top in ("bin", "share", "lib")
@@ -75,7 +76,7 @@ def test_every_installed_file_exists_and_every_instance_file_is_installed() -> N
         if p.is_file() and "__pycache__" not in p.parts
     }
     assert shipped | {"versions.env"} == sources
-    for path, spec in CONTRACT.files.items():
+    for path, spec in installed.items():
         assert (userdata_dir() / spec.source).is_file(), path
         assert spec.mode == ("0755" if spec.source.startswith("bin/") else "0644"), path
     assert CONTRACT.paths["keysync"] in CONTRACT.files

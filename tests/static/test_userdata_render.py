@@ -188,3 +188,26 @@ def test_bad_inputs_fail_with_a_clear_message(
     with pytest.raises(RenderFailed) as failure:
         render(*caller, **override)
     assert message in " ".join(str(failure.value).split())
+
+
+FLEET = {
+    "group_name": "qwen3vl-fleet",
+    "drain_hook_name": "drain",
+    "metric_namespace": "qwen3vl-aws/qwen3vl",
+}
+
+
+def test_a_fleet_replicas_user_data_carries_the_agent_and_still_fits(caller, tmp_path: Path):
+    fleet = render(
+        *caller, engine_args=PLAN_FLAGS, public_host="fleettest-1.us-east-1.elb.amazonaws.com",
+        fleet=FLEET,
+    )  # fmt: skip
+    assert len(base64.b64decode(fleet.base64gzip)) <= 16384
+    files = write_files(fleet.text)
+    source = userdata_dir()
+    for name in ("bin/qwen3vl-fleet", "share/qwen3vl-fleet-publish.service",
+                 "share/qwen3vl-fleet-publish.timer", "share/qwen3vl-fleet-drain.service",
+                 "share/qwen3vl-fleet-drain.timer"):  # fmt: skip
+        path = f"/opt/qwen3vl/{name}"
+        assert files[path]["content"] == (source / name).read_text(), path
+    assert "FLEET_GROUP='qwen3vl-fleet'" in files["/etc/qwen3vl/deploy.env"]["content"]

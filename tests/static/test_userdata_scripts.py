@@ -130,6 +130,54 @@ def test_systemd_analyze_verify_accepts_rendered_units(tmp_path: Path):
     assert problems == []
 
 
+def test_a_fleet_replica_renders_its_agent_units_and_a_certificate_for_the_balancer(
+    tmp_path: Path,
+):
+    root = render(
+        tmp_path,
+        PUBLIC_HOST="fleettest-1.us-east-1.elb.amazonaws.com",
+        FLEET_GROUP="qwen3vl-fleet",
+        FLEET_DRAIN_HOOK="drain",
+        FLEET_METRIC_NAMESPACE="qwen3vl-aws/qwen3vl",
+    )
+    units = root / "etc/systemd/system"
+    fleet_units = sorted(units.glob("qwen3vl-fleet-*"))
+    assert [u.name for u in fleet_units] == [
+        "qwen3vl-fleet-drain.service",
+        "qwen3vl-fleet-drain.timer",
+        "qwen3vl-fleet-publish.service",
+        "qwen3vl-fleet-publish.timer",
+    ]
+    # The agent runs on the tools venv's Python, which the bootstrap installs (with boto3).
+    tools_python = root / "opt/qwen3vl/tools/bin/python"
+    tools_python.parent.mkdir(parents=True)
+    tools_python.symlink_to(sys.executable)
+    result = subprocess.run(
+        [require("systemd-analyze", "systemd"), "verify", *map(str, fleet_units)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    problems = [line for line in result.stderr.splitlines() if "qwen3vl-fleet" in line]
+    assert problems == []
+    agent = f"{root}/opt/qwen3vl/bin/qwen3vl-fleet"
+    publish = (units / "qwen3vl-fleet-publish.service").read_text()
+    assert f"ExecStart={tools_python} {agent} publish" in publish
+    cert = root / "etc/qwen3vl/tls/cert.pem"
+    san = subprocess.run(
+        ["openssl", "x509", "-in", str(cert), "-noout", "-ext", "subjectAltName"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DNS:fleettest-1.us-east-1.elb.amazonaws.com" in san
+
+
+def test_a_single_instance_renders_no_fleet_unit(tmp_path: Path):
+    root = render(tmp_path)
+    assert list((root / "etc/systemd/system").glob("qwen3vl-fleet-*")) == []
+
+
 def test_engine_unit_is_hardened_and_bound_to_loopback(tmp_path: Path):
     root = render(tmp_path)
     unit = (root / "etc/systemd/system/qwen3vl-engine.service").read_text()

@@ -31,6 +31,7 @@ module "userdata" {
   allowed_media_domains = var.inputs.allowed_media_domains
   model_cache           = var.inputs.model_cache
   max_image_pixels      = var.inputs.max_image_pixels
+  fleet                 = try(var.inputs.fleet, null)
 }
 
 output "rendered" {

@@ -22,6 +22,7 @@ LAYERS = (
     ("serving",),
     ("keys",),
     ("instance",),
+    ("fleet",),
     ("bench",),
     ("provision", "session"),
     ("cli",),

@@ -23,14 +23,26 @@ locals {
     MODEL_CACHE_BUCKET    = var.model_cache_bucket
     MODEL_REVISION        = var.model_revision
   }
-  deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
+  # A fleet replica also knows its group, its drain hook and its metric namespace.
+  fleet_settings = var.fleet == null ? {} : {
+    FLEET_GROUP            = var.fleet.group_name
+    FLEET_DRAIN_HOOK       = var.fleet.drain_hook_name
+    FLEET_METRIC_NAMESPACE = var.fleet.metric_namespace
+  }
+  all_settings = merge(local.settings, local.fleet_settings)
+  deploy_env   = join("", [for k in sort(keys(local.all_settings)) : "${k}='${local.all_settings[k]}'\n"])
 
   # The instance contract (userdata/instance.json, also read by the Python package and the rig)
-  # lists the files installed verbatim; deploy.env and the boot unit are rendered here.
+  # lists the files installed verbatim (fleet_files on a fleet's replicas only); deploy.env and
+  # the boot unit are rendered here.
   contract = jsondecode(file("${local.source_dir}/instance.json"))
+  installed = {
+    for path, spec in merge(local.contract.files, local.contract.fleet_files) :
+    path => spec if var.fleet != null || contains(keys(local.contract.files), path)
+  }
   sources = merge(
     {
-      for path, spec in local.contract.files :
+      for path, spec in local.installed :
       path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
     },
     {
@@ -47,6 +59,7 @@ locals {
   # are for readers of the repository, and EC2 allows only 16 KB of user data.
   comment_line = "/(?m)^[ \\t]*#([^!\\n][^\\n]*)?\\n/"
   files        = { for path, f in local.sources : path => { mode = f.mode, content = replace(f.content, local.comment_line, "") } }
+
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name

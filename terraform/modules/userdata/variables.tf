@@ -92,12 +92,12 @@ variable "engine_args" {
 }
 
 variable "public_host" {
-  description = "The Elastic IP address clients connect to; the TLS certificate names it."
+  description = "The address clients connect to, which the gateway's TLS certificate names: the Elastic IP, or for a fleet the load balancer's DNS name."
   type        = string
 
   validation {
-    condition     = can(regex("^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$", var.public_host))
-    error_message = "public_host must be an IPv4 address (the Elastic IP)."
+    condition     = can(regex("^((25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])$", var.public_host)) || can(regex("^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\\.)+[a-z]{2,63}$", lower(var.public_host)))
+    error_message = "public_host must be an IPv4 address (the Elastic IP) or a DNS name (a fleet's load balancer)."
   }
 }
 
@@ -166,4 +166,19 @@ variable "model_revision" {
   description = "Pinned commit hash of the model (\"\" = the hub's main branch, no S3 cache)."
   type        = string
   default     = ""
+}
+
+variable "fleet" {
+  description = "For a replica of a fleet: its Auto Scaling group, the termination hook it completes after draining, and the CloudWatch namespace it publishes the engine's queue to. null (default) = a single instance (no fleet files, deploy.env unchanged)."
+  type = object({
+    group_name       = string
+    drain_hook_name  = string
+    metric_namespace = string
+  })
+  default = null
+
+  validation {
+    condition     = var.fleet == null ? true : alltrue([for v in values(var.fleet) : can(regex("^[A-Za-z0-9/_.:-]{1,255}$", v))])
+    error_message = "fleet's names must be 1-255 characters of A-Z a-z 0-9 / _ . : -."
+  }
 }
