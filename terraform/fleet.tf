@@ -363,5 +363,5 @@ resource "aws_autoscaling_group" "this" {
     ignore_changes = [desired_capacity]
   }
 
-  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy_attachment.ssm_core]
+  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy.ssm_agent]
 }

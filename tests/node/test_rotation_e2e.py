@@ -252,7 +252,7 @@ def test_grace_0_revokes_a_key_while_the_engine_is_down(engineless_rig: Rig):
     rig = engineless_rig
     rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
 
-    result = rotate_key("--grace", "0")
+    result = rotate_key(rig, "--grace", "0")
 
     assert result.exit_code == 0, result.output
     new_key = rig.store.current_value()
@@ -266,7 +266,7 @@ def test_the_current_key_given_as_new_key_is_a_clear_error(engineless_rig: Rig):
     rig = engineless_rig
     rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
 
-    result = rotate_key("--grace", "0", "--key", "-", stdin=rig.old_key)
+    result = rotate_key(rig, "--grace", "0", "--key", "-", stdin=rig.old_key)
 
     assert result.exit_code == 2, result.output
     assert "is the one in force now (AWSCURRENT)" in result.output
@@ -283,8 +283,8 @@ def test_a_second_rotate_key_on_this_machine_is_refused_while_one_runs(engineles
     rig = engineless_rig
     rig.use_channel(LocalChannel(env=bench.instance_env(rig.gateway)))
     with exclusive(load_deployment("qwen3vl"), "rotate-key"):  # as a running rotate-key holds it
-        result = rotate_key("--grace", "0")
+        result = rotate_key(rig, "--grace", "0")
     assert result.exit_code == 2, result.output
     assert "Another `qwen3vl-aws rotate-key` for deployment 'qwen3vl' is running" in result.output
     assert rig.store.labels().pending is None  # nothing was started
-    assert rotate_key("--grace", "0").exit_code == 0  # released: it runs
+    assert rotate_key(rig, "--grace", "0").exit_code == 0  # released: it runs

@@ -23,6 +23,7 @@ from qwen3vl_aws.instance.endpoint import fingerprint
 from qwen3vl_aws.instance.health import check_tls
 
 from rig.gateway import Gateway, require
+from rig.local import register
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -31,8 +32,8 @@ pytestmark = [pytest.mark.node, pytest.mark.slow]
 def deployment(engineless_gateway: Gateway) -> Deployment:
     """The rig's gateway recorded as a deployment on the local transport, its cert pinned."""
     gateway = engineless_gateway
-    recorded = gateway.record(transport="local", extra={"local_root": str(gateway.root)})
-    return recorded
+    register()  # the rig's `local` transport, as `python -m rig.cli` registers it
+    return gateway.record(transport="local", extra={"local_root": str(gateway.root)})
 
 
 def presented(gateway: Gateway) -> str:

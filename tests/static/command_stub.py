@@ -76,6 +76,8 @@ def uv(argv: list[str]) -> int:
         bin_dir = Path(option_value(argv, "--python")).parent
         for name in VENV_COMMANDS:
             wrapper = bin_dir / name
+            if wrapper.is_symlink():  # a real interpreter a test put there: never write through it
+                continue
             wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {__file__} {name} "$@"\n')
             wrapper.chmod(0o755)
     return 0
