@@ -3,6 +3,8 @@
 # Write: create-only (If-None-Match), so the one instance that fills the cache cannot overwrite
 # anything, and nothing it writes is ever replaced. The engine unit cannot reach the metadata
 # service (IPAddressDeny), so only root-run bootstrap steps hold these credentials.
+data "aws_partition" "current" {}
+
 locals {
   model_cache_enabled  = var.model_cache_bucket != ""
   model_cache_arn      = "arn:${data.aws_partition.current.partition}:s3:::${var.model_cache_bucket}"
