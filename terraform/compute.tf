@@ -18,6 +18,10 @@ module "userdata" {
   max_image_pixels      = var.max_image_pixels
   model_cache_bucket    = var.model_cache_bucket
   model_revision        = var.model_revision
+
+  bundle_bucket = aws_s3_bucket.this.id
+  bundle_key    = local.bundle_key
+  bundle_sha256 = module.userdata.bundle_sha256
 }
 
 resource "aws_instance" "this" {
@@ -63,8 +67,14 @@ resource "aws_instance" "this" {
     }
   }
 
-  # The secret must hold a value before the instance boots (see secrets.tf).
-  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy.ssm_agent]
+  # The secret must hold a value before the instance boots (see secrets.tf); the bundle and the
+  # role's read of it must exist before stage 0 fetches it.
+  depends_on = [
+    aws_iam_role_policy.read_secret,
+    aws_iam_role_policy.ssm_agent,
+    aws_iam_role_policy.read_instance_files,
+    aws_s3_object.bundle,
+  ]
 }
 
 # The Elastic IP is the endpoint's stable address (it survives stop/start and replacement). Until

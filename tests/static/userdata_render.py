@@ -31,6 +31,9 @@ module "userdata" {
   allowed_media_domains = var.inputs.allowed_media_domains
   model_cache           = var.inputs.model_cache
   max_image_pixels      = var.inputs.max_image_pixels
+  bundle_bucket         = var.inputs.bundle_bucket
+  bundle_key            = var.inputs.bundle_key
+  bundle_sha256         = var.inputs.bundle_sha256
 }
 
 output "rendered" {
@@ -39,6 +42,14 @@ output "rendered" {
 
 output "base64gzip" {
   value = module.userdata.base64gzip
+}
+
+output "bundle" {
+  value = module.userdata.bundle
+}
+
+output "bundle_sha256" {
+  value = module.userdata.bundle_sha256
 }
 """
 
@@ -57,6 +68,9 @@ DEFAULT_INPUTS: dict[str, object] = {
     "port": 443,
     "allowed_media_domains": [],
     "max_image_pixels": 16777216,
+    "bundle_bucket": "qwen3vl-qwen3vl-20261201000000000000000001",
+    "bundle_key": "bundle/" + "ab" * 32 + ".json",
+    "bundle_sha256": "ab" * 32,
 }
 
 
@@ -64,6 +78,8 @@ DEFAULT_INPUTS: dict[str, object] = {
 class Rendered:
     text: str
     base64gzip: str
+    bundle: str  # JSON {path: {mode, content}}
+    bundle_sha256: str
 
 
 class RenderFailed(AssertionError):
@@ -113,4 +129,6 @@ def render(caller: Path, work: Path, **overrides: object) -> Rendered:
         raise RenderFailed(result.stdout + result.stderr)
     out = _run(["output", "-json", state], caller, work)
     outputs = json.loads(out.stdout)
-    return Rendered(outputs["rendered"]["value"], outputs["base64gzip"]["value"])
+    return Rendered(
+        *(outputs[name]["value"] for name in ("rendered", "base64gzip", "bundle", "bundle_sha256"))
+    )

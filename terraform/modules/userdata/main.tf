@@ -22,15 +22,29 @@ locals {
     MAX_IMAGE_PIXELS      = tostring(var.max_image_pixels)
     MODEL_CACHE_BUCKET    = var.model_cache_bucket
     MODEL_REVISION        = var.model_revision
+    # Stage 0's inputs: where the bundle is, its digest, and boto3's pin (versions.env itself
+    # is in the bundle, so the pin is copied here).
+    BUNDLE_BUCKET        = var.bundle_bucket
+    BUNDLE_KEY           = var.bundle_key
+    BUNDLE_SHA256        = var.bundle_sha256
+    BUNDLE_BOTO3_VERSION = regex("(?m)^BOTO3_VERSION=([0-9][0-9a-z.]*)$", file("${local.source_dir}/versions.env"))[0]
   }
   deploy_env = join("", [for k in sort(keys(local.settings)) : "${k}='${local.settings[k]}'\n"])
 
   # The instance contract (userdata/instance.json, also read by the Python package and the rig)
-  # lists the files installed verbatim; deploy.env and the boot unit are rendered here.
+  # lists the files the instance installs verbatim. They travel as one bundle in S3 (EC2 allows
+  # only 16 KB of user data; the files are more): {path: {mode, content}}, as JSON.
   contract = jsondecode(file("${local.source_dir}/instance.json"))
-  sources = merge(
+  bundle = jsonencode({
+    for path, spec in local.contract.files :
+    path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
+  })
+
+  # The user data itself: deploy.env, the boot unit, and stage 0, which fetches the bundle
+  # before every start of the boot unit (a drop-in's ExecStartPre) and verifies its sha256.
+  files = merge(
     {
-      for path, spec in local.contract.files :
+      for path, spec in local.contract.stage0 :
       path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
     },
     {
@@ -42,11 +56,6 @@ locals {
       }
     },
   )
-
-  # Full-line comments are dropped from what the instance receives (not "#!" shebangs): they
-  # are for readers of the repository, and EC2 allows only 16 KB of user data.
-  comment_line = "/(?m)^[ \\t]*#([^!\\n][^\\n]*)?\\n/"
-  files        = { for path, f in local.sources : path => { mode = f.mode, content = replace(f.content, local.comment_line, "") } }
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name
