@@ -67,6 +67,7 @@ def leftover_resources(client: Callable[[str], Any]) -> dict[str, list[str]]:
             p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
         ],
         "secrets": [s["ARN"] for s in client("secretsmanager").list_secrets()["SecretList"]],
+        "buckets": [b["Name"] for b in client("s3").list_buckets()["Buckets"]],
     }
 
 

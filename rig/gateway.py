@@ -84,6 +84,32 @@ def install_instance(root: Path, settings: Mapping[str, str]) -> None:
     write_deploy_env(root, settings)
 
 
+def install_stage0(root: Path, settings: Mapping[str, str]) -> None:
+    """Stage 0 as the user data installs it, with ``settings`` as its deploy.env."""
+    source = userdata_dir()
+    for target, spec in instance_contract().stage0.items():
+        dest = root / target.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / spec.source, dest)
+        dest.chmod(int(spec.mode, 8))
+    write_deploy_env(root, settings)
+
+
+def run_stage0(root: Path, env: Mapping[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run stage 0 (installed under ``root``) as the boot unit's ExecStartPre does, its boto3
+    venv being the rig's tools environment (the same pin); ``env``: endpoint and credentials."""
+    link_tools(root, "stage0")
+    (fetch,) = [p for p in instance_contract().stage0 if p.endswith("-fetch-bundle")]
+    return subprocess.run(
+        [str(root / fetch.lstrip("/"))],
+        env=instance_env(root, env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def write_deploy_env(root: Path, settings: Mapping[str, str]) -> None:
     """deploy.env as the userdata module renders it: sorted KEY='value' lines."""
     env = root / "etc" / "qwen3vl" / "deploy.env"

@@ -42,9 +42,10 @@ def tools_env() -> Path:
     return target
 
 
-def link_tools(root: Path) -> None:
-    """Put the tools environment where the bootstrap installs it: <root>/opt/qwen3vl/tools."""
-    link = root / "opt" / "qwen3vl" / "tools"
+def link_tools(root: Path, name: str = "tools") -> None:
+    """Put the tools environment where the bootstrap installs it: <root>/opt/qwen3vl/tools (or
+    where stage 0 installs its boto3, ``name="stage0"``: the same pin)."""
+    link = root / "opt" / "qwen3vl" / name
     link.parent.mkdir(parents=True, exist_ok=True)
     if not link.is_symlink():
         link.symlink_to(tools_env(), target_is_directory=True)

@@ -122,10 +122,14 @@ class Demo:
     def start_emulator(self, stack: ExitStack) -> None:
         from moto.server import ThreadedMotoServer
 
+        from rig.moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
         from rig.net import free_port
 
         # moto's per-request lines, and its tracebacks for the services it does not emulate.
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
+        # moto would apply the bundle bucket's TLS-only Deny to every object request (it ignores
+        # the condition): leave conditional bucket statements out, as the tests' emulator does.
+        stack.enter_context(conditional_bucket_statements_left_to_the_tests())
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
@@ -164,7 +168,7 @@ class Demo:
         """The instance's user-data from the emulator, installed under ``root`` as cloud-init
         would; deploy.env gets the rig's local ports, address, users and model."""
         from rig.cloudinit import DEPLOY_ENV, cloud_config, install_write_files, read_env_file
-        from rig.gateway import write_deploy_env
+        from rig.gateway import emulator_env, run_stage0, write_deploy_env
         from rig.net import free_port
         from rig.tools_env import link_tools
 
@@ -173,11 +177,16 @@ class Demo:
         )
         user_data = base64.b64decode(attr["UserData"]["Value"])
         written = install_write_files(root, cloud_config(user_data))
-        link_tools(root)  # what the packages stage installs: /opt/qwen3vl/tools (hf, boto3)
         self.console.print(
             f"user-data of {instance_id}: {len(user_data)} bytes (gzip), "
             f"{len(written)} files installed under {root}"
         )
+        # Stage 0, as the boot unit runs it first: the bundle from S3, verified by sha256.
+        fetched = run_stage0(root, emulator_env(self.env["AWS_ENDPOINT_URL"], self.state_dir))
+        if fetched.returncode != 0:
+            raise DemoError(f"stage 0 failed:\n{fetched.stderr or fetched.stdout}")
+        self.console.print(fetched.stdout.strip())
+        link_tools(root)  # what the packages stage installs: /opt/qwen3vl/tools (hf, boto3)
         settings = read_env_file(root / DEPLOY_ENV)
         rig_settings = {
             "PUBLIC_HOST": "127.0.0.1",  # the certificate is made for the address clients use

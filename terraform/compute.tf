@@ -24,6 +24,10 @@ module "userdata" {
     drain_hook_name  = local.drain_hook_name
     metric_namespace = local.metric_namespace
   } : null
+
+  bundle_bucket = aws_s3_bucket.this.id
+  bundle_key    = local.bundle_key
+  bundle_sha256 = module.userdata.bundle_sha256
 }
 
 resource "aws_instance" "this" {
@@ -71,8 +75,14 @@ resource "aws_instance" "this" {
     }
   }
 
-  # The secret must hold a value before the instance boots (see secrets.tf).
-  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy.ssm_agent]
+  # The secret must hold a value before the instance boots (see secrets.tf); the bundle and the
+  # role's read of it must exist before stage 0 fetches it.
+  depends_on = [
+    aws_iam_role_policy.read_secret,
+    aws_iam_role_policy.ssm_agent,
+    aws_iam_role_policy.read_instance_files,
+    aws_s3_object.bundle,
+  ]
 }
 
 # The Elastic IP is the endpoint's stable address (it survives stop/start and replacement). Until

@@ -90,6 +90,21 @@ resource "aws_iam_role_policy" "read_secret" {
   policy = data.aws_iam_policy_document.read_secret.json
 }
 
+# Stage 0 (userdata/stage0) fetches the instance's files: this deployment's one bundle object.
+data "aws_iam_policy_document" "read_instance_files" {
+  statement {
+    sid       = "ReadThisDeploymentsInstanceFiles"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this.arn}/${aws_s3_object.bundle.key}"]
+  }
+}
+
+resource "aws_iam_role_policy" "read_instance_files" {
+  name   = "read-instance-files"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.read_instance_files.json
+}
+
 resource "aws_iam_instance_profile" "this" {
   name_prefix = "${var.name}-instance-"
   path        = local.iam_path

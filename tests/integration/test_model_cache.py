@@ -20,11 +20,11 @@ import boto3
 import pytest
 import requests
 from aws_emulator import MOTO_DLAMI, REGION, Emulator
-from moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
 from qwen3vl_aws.aws.model_cache import bucket_name, ensure_bucket, model_url
 from qwen3vl_aws.aws.terraform import Terraform
 
 from rig import modelcache
+from rig.moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
 from rig.s3_policy import Recorder, refused
 
 pytestmark = pytest.mark.slow

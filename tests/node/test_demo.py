@@ -77,8 +77,11 @@ def test_demo_answers_through_the_gateway_and_leaves_nothing(tmp_path: Path) -> 
         "roles": [],
         "instance_profiles": [],
         "secrets": [],
+        "buckets": [],
     }
     assert "Demo complete" in result.stdout
+    # The instance's files came from the bundle in the emulated S3, verified by stage 0.
+    assert "qwen3vl-bundle: installed" in result.stdout
     # `wait` ended with the start timeline, weights source included.
     shown = result.stdout + result.stderr
     assert "qwen3vl: start timeline (seconds)" in shown

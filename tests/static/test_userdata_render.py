@@ -1,11 +1,13 @@
-"""The userdata module rendered by real Terraform: valid cloud-config, under EC2's 16 KB limit,
-carrying the repository's files verbatim and settings that survive shell quoting."""
+"""The userdata module rendered by real Terraform: valid cloud-config far under EC2's 16 KB
+limit, holding stage 0 and settings that survive shell quoting; the bundle stage 0 fetches
+carrying the repository's files verbatim."""
 
 from __future__ import annotations
 
 import base64
 import gzip
-import re
+import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -13,8 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from qwen3vl_aws.contract import instance_contract
 from qwen3vl_aws.paths import userdata_dir
+from qwen3vl_aws.serving.versions import pinned_versions
 from userdata_render import DEFAULT_INPUTS, Rendered, RenderFailed, render, stage
+
+from rig.gateway import install_instance
 
 EC2_USER_DATA_LIMIT = 16384
 PLAN_FLAGS = [
@@ -54,84 +60,95 @@ def test_cloud_init_schema_accepts_the_rendered_document(rendered: Rendered, tmp
     assert "Valid cloud-config" in result.stdout
 
 
-def test_gzip_output_is_the_document_and_fits_ec2_limit(rendered: Rendered):
+def test_gzip_output_is_the_document_and_far_under_ec2_limit(rendered: Rendered):
+    """The user data carries only stage 0, deploy.env and the boot unit: it must leave the
+    instance's files all the room to grow in the bundle, so a quarter of EC2's limit at most."""
     raw = base64.b64decode(rendered.base64gzip)
     assert gzip.decompress(raw).decode() == rendered.text
-    assert len(raw) <= EC2_USER_DATA_LIMIT, f"{len(raw)} bytes of gzip'd user data"
+    assert len(raw) <= EC2_USER_DATA_LIMIT // 4, f"{len(raw)} bytes of gzip'd user data"
 
 
-#: The userdata module's pattern (modules/userdata/main.tf, local.comment_line), in Python.
-COMMENT_LINE = re.compile(r"(?m)^[ \t]*#([^!\n][^\n]*)?\n")
-
-
-def test_instance_files_are_the_repository_files(rendered: Rendered):
+def test_user_data_holds_stage0_deploy_env_and_the_boot_unit_verbatim(rendered: Rendered):
     files = write_files(rendered.text)
     source = userdata_dir()
-    guard = "qwen3vl_media_guard-1.0.dist-info"
-    expected = {
-        "/opt/qwen3vl/bin/qwen3vl-bootstrap": source / "bin" / "qwen3vl-bootstrap",
-        "/opt/qwen3vl/bin/qwen3vl-keysync": source / "bin" / "qwen3vl-keysync",
-        "/opt/qwen3vl/bin/qwen3vl-secret": source / "bin" / "qwen3vl-secret",
-        "/opt/qwen3vl/bin/qwen3vl-engine": source / "bin" / "qwen3vl-engine",
-        "/opt/qwen3vl/bin/qwen3vl-modelcache": source / "bin" / "qwen3vl-modelcache",
-        "/opt/qwen3vl/share/versions.env": source / "versions.env",
-        "/opt/qwen3vl/share/gateway.conf": source / "share" / "gateway.conf",
-        "/opt/qwen3vl/share/qwen3vl-engine.service": source / "share" / "qwen3vl-engine.service",
-        "/opt/qwen3vl/share/qwen3vl-gateway.service": source / "share" / "qwen3vl-gateway.service",
-        "/opt/qwen3vl/share/qwen3vl-bootstrap.service": (
-            source / "share" / "qwen3vl-bootstrap.service"
-        ),
-        "/opt/qwen3vl/share/logrotate.conf": source / "share" / "logrotate.conf",
-        "/opt/qwen3vl/lib/python/qwen3vl_media_guard.py": source / "lib" / "qwen3vl_media_guard.py",
-        f"/opt/qwen3vl/lib/python/{guard}/METADATA": source / "lib" / guard / "METADATA",
-        f"/opt/qwen3vl/lib/python/{guard}/entry_points.txt": (
-            source / "lib" / guard / "entry_points.txt"
-        ),
-    }
-    boot_unit = (source / "share" / "qwen3vl-bootstrap.service").read_text()
-    assert files["/etc/systemd/system/qwen3vl-bootstrap.service"]["content"] == strip_comments(
-        boot_unit.replace("@ROOT@", "")
+    contract = instance_contract()
+    boot_unit = f"/etc/systemd/system/{contract.units['bootstrap']}"
+    assert set(files) == {*contract.stage0, contract.paths["deploy_env"], boot_unit}
+    for path, spec in contract.stage0.items():
+        assert files[path]["content"] == (source / spec.source).read_text(), path
+        assert files[path]["permissions"] == spec.mode
+    unit = (source / "share" / contract.units["bootstrap"]).read_text()
+    assert files[boot_unit]["content"] == unit.replace("@ROOT@", "")
+
+
+def test_the_bundle_is_exactly_the_contracts_files_as_in_the_repository(rendered: Rendered):
+    bundle = json.loads(rendered.bundle)
+    source = userdata_dir()
+    expected = instance_contract().files
+    assert set(bundle) == set(expected)
+    for path, spec in expected.items():
+        assert bundle[path] == {"mode": spec.mode, "content": (source / spec.source).read_text()}
+    assert rendered.bundle_sha256 == hashlib.sha256(rendered.bundle.encode()).hexdigest()
+
+
+def test_the_rig_installs_exactly_what_the_bundle_carries(rendered: Rendered, tmp_path: Path):
+    """The node tests install from the repository (rig.gateway.install_instance), the instance
+    from the bundle: both are the contract's files (the rig adds the fleet agent's, which a
+    single instance's bundle leaves out)."""
+    install_instance(tmp_path, {"DEPLOYMENT_NAME": "rig"})
+    installed = {"/" + str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()}
+    contract = instance_contract()
+    assert (
+        installed - {contract.paths["deploy_env"]} - set(contract.fleet_files)
+        == set(json.loads(rendered.bundle))
+        == set(contract.files)
     )
-    assert set(files) == {
-        *expected,
-        "/etc/qwen3vl/deploy.env",
-        "/etc/systemd/system/qwen3vl-bootstrap.service",
-    }
-    for path, origin in expected.items():
-        assert files[path]["content"] == strip_comments(origin.read_text()), path
-        assert files[path]["permissions"] == ("0755" if "/bin/" in path else "0644")
 
 
-def strip_comments(text: str) -> str:
-    """The instance's copy of a file: full-line comments dropped (shebangs kept)."""
-    return COMMENT_LINE.sub("", text)
-
-
-def test_comment_stripping_keeps_shebangs_code_and_trailing_comments() -> None:
-    text = "#!/bin/bash\n# a comment\n  # indented\nx=1  # trailing\n#\necho '#x'\n"
-    assert strip_comments(text) == "#!/bin/bash\nx=1  # trailing\necho '#x'\n"
-
-
-def test_the_instance_copies_of_the_scripts_still_parse(rendered: Rendered, tmp_path: Path):
-    """What the instance runs is the stripped copy: bash and Python must still accept it."""
+def test_the_stage0_scripts_pass_shellcheck_and_py_compile(rendered: Rendered, tmp_path: Path):
+    """What the instance runs before anything else, as the user data carries it."""
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: apt-get install shellcheck"
+    checked = []
     for path, entry in write_files(rendered.text).items():
-        if "/bin/" not in path:
-            continue
         copy = tmp_path / Path(path).name
         copy.write_text(entry["content"])
-        checker = (
-            ["bash", "-n"]
-            if entry["content"].startswith("#!/usr/bin/env bash")
-            else [sys.executable, "-m", "py_compile"]
-        )
+        if entry["content"].startswith("#!/usr/bin/env bash"):
+            checker = [shellcheck, "--severity=style"]
+        elif path.endswith(".py"):
+            checker = [sys.executable, "-m", "py_compile"]
+        else:
+            continue
         result = subprocess.run([*checker, str(copy)], capture_output=True, text=True, check=False)
-        assert result.returncode == 0, (path, result.stderr)
+        assert result.returncode == 0, (path, result.stdout + result.stderr)
+        checked.append(path)
+    assert sorted(checked) == sorted(p for p in instance_contract().stage0 if "/sbin/" in p), (
+        "both stage-0 scripts are checked"
+    )
+
+
+def test_the_stage0_drop_in_runs_the_fetch_before_the_bootstrap(rendered: Rendered):
+    contract = instance_contract()
+    (drop_in,) = [p for p in contract.stage0 if p.endswith(".conf")]
+    assert drop_in.startswith(f"/etc/systemd/system/{contract.units['bootstrap']}.d/")
+    content = write_files(rendered.text)[drop_in]["content"]
+    (fetch,) = [p for p in contract.stage0 if p.endswith("fetch-bundle")]
+    assert f"ExecStartPre={fetch}" in content.splitlines()
 
 
 def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path):
     env_file = tmp_path / "deploy.env"
     env_file.write_text(write_files(rendered.text)["/etc/qwen3vl/deploy.env"]["content"])
-    names = ("ENGINE_ARGS", "DOMAIN", "SECRET_ARN", "MAX_IMAGE_PIXELS")
+    names = (
+        "ENGINE_ARGS",
+        "DOMAIN",
+        "SECRET_ARN",
+        "MAX_IMAGE_PIXELS",
+        "BUNDLE_BUCKET",
+        "BUNDLE_KEY",
+        "BUNDLE_SHA256",
+        "BUNDLE_BOTO3_VERSION",
+    )
     script = f'set -eu; source {env_file}; printf "%s\\n" ' + " ".join(f'"${n}"' for n in names)
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == [
@@ -139,6 +156,10 @@ def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path)
         "llm.example.com",
         DEFAULT_INPUTS["secret_arn"],
         str(DEFAULT_INPUTS["max_image_pixels"]),
+        DEFAULT_INPUTS["bundle_bucket"],
+        DEFAULT_INPUTS["bundle_key"],
+        DEFAULT_INPUTS["bundle_sha256"],
+        pinned_versions()["BOTO3_VERSION"],  # versions.env is in the bundle: stage 0 needs a copy
     ]
 
 
@@ -180,6 +201,8 @@ def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rende
         ({"max_image_pixels": 1000}, "max_image_pixels must be a whole number between"),
         ({"max_image_pixels": 2.5e8}, "max_image_pixels must be a whole number between"),
         ({"draft_model_id": "no-owner"}, "draft_model_id must be empty or look like owner/name"),
+        ({"bundle_sha256": "AB" * 32}, "bundle_sha256 must be 64 lowercase hex digits"),
+        ({"bundle_bucket": "Bad_Bucket"}, "bundle_bucket must be an S3 bucket name"),
     ],
 )
 def test_bad_inputs_fail_with_a_clear_message(
@@ -197,17 +220,18 @@ FLEET = {
 }
 
 
-def test_a_fleet_replicas_user_data_carries_the_agent_and_still_fits(caller, tmp_path: Path):
+def test_a_fleet_replicas_bundle_carries_the_agent_and_its_user_data_still_fits(caller):
     fleet = render(
         *caller, engine_args=PLAN_FLAGS, public_host="fleettest-1.us-east-1.elb.amazonaws.com",
         fleet=FLEET,
     )  # fmt: skip
     assert len(base64.b64decode(fleet.base64gzip)) <= 16384
-    files = write_files(fleet.text)
+    bundle = json.loads(fleet.bundle)
     source = userdata_dir()
     for name in ("bin/qwen3vl-fleet", "share/qwen3vl-fleet-publish.service",
                  "share/qwen3vl-fleet-publish.timer", "share/qwen3vl-fleet-drain.service",
                  "share/qwen3vl-fleet-drain.timer"):  # fmt: skip
         path = f"/opt/qwen3vl/{name}"
-        assert files[path]["content"] == (source / name).read_text(), path
-    assert "FLEET_GROUP='qwen3vl-fleet'" in files["/etc/qwen3vl/deploy.env"]["content"]
+        assert bundle[path]["content"] == (source / name).read_text(), path
+    deploy_env = write_files(fleet.text)["/etc/qwen3vl/deploy.env"]["content"]
+    assert "FLEET_GROUP='qwen3vl-fleet'" in deploy_env

@@ -32,6 +32,9 @@ module "userdata" {
   model_cache           = var.inputs.model_cache
   max_image_pixels      = var.inputs.max_image_pixels
   fleet                 = try(var.inputs.fleet, null)
+  bundle_bucket         = var.inputs.bundle_bucket
+  bundle_key            = var.inputs.bundle_key
+  bundle_sha256         = var.inputs.bundle_sha256
 }
 
 output "rendered" {
@@ -40,6 +43,14 @@ output "rendered" {
 
 output "base64gzip" {
   value = module.userdata.base64gzip
+}
+
+output "bundle" {
+  value = module.userdata.bundle
+}
+
+output "bundle_sha256" {
+  value = module.userdata.bundle_sha256
 }
 """
 
@@ -58,6 +69,9 @@ DEFAULT_INPUTS: dict[str, object] = {
     "port": 443,
     "allowed_media_domains": [],
     "max_image_pixels": 16777216,
+    "bundle_bucket": "qwen3vl-qwen3vl-20261201000000000000000001",
+    "bundle_key": "bundle/" + "ab" * 32 + ".json",
+    "bundle_sha256": "ab" * 32,
 }
 
 
@@ -65,6 +79,8 @@ DEFAULT_INPUTS: dict[str, object] = {
 class Rendered:
     text: str
     base64gzip: str
+    bundle: str  # JSON {path: {mode, content}}
+    bundle_sha256: str
 
 
 class RenderFailed(AssertionError):
@@ -114,4 +130,6 @@ def render(caller: Path, work: Path, **overrides: object) -> Rendered:
         raise RenderFailed(result.stdout + result.stderr)
     out = _run(["output", "-json", state], caller, work)
     outputs = json.loads(out.stdout)
-    return Rendered(outputs["rendered"]["value"], outputs["base64gzip"]["value"])
+    return Rendered(
+        *(outputs[name]["value"] for name in ("rendered", "base64gzip", "bundle", "bundle_sha256"))
+    )

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from rig.iam.arns import Request, pairs
+from rig.iam.arns import Request, pairs, s3_pairs
 from rig.iam.check import out_of_scope, refused, unmapped
 from rig.iam.policy import broader_than_used, evaluate, like, operator_policy, widened
 
@@ -255,3 +255,48 @@ def test_request_tags_count_per_resource_type_so_an_untagged_volume_is_refused()
     assert out_of_scope(entries, [operator_policy()]) == [
         "ec2:RunInstances on arn:aws:ec2:us-east-1:111122223333:volume/*: no statement allows it"
     ]
+
+
+# --- S3: operations to the IAM actions S3 authorizes them as ----------------------------------
+
+BUCKET_ARN = "arn:aws:s3:::qwen3vl-prod-2026"
+
+
+def test_s3_requests_are_authorized_under_iams_action_names():
+    obj = f"{BUCKET_ARN}/bundle/k.json"
+    cases = [
+        ("HEAD", obj, {}, "s3:GetObject"),
+        ("GET", obj, {"versionId": ["1"]}, "s3:GetObjectVersion"),
+        ("PUT", BUCKET_ARN, {"encryption": [""]}, "s3:PutEncryptionConfiguration"),
+        ("GET", BUCKET_ARN, {"encryption": [""]}, "s3:GetEncryptionConfiguration"),
+        ("DELETE", BUCKET_ARN, {"publicAccessBlock": [""]}, "s3:PutBucketPublicAccessBlock"),
+        ("HEAD", BUCKET_ARN, {}, "s3:ListBucket"),
+        ("GET", BUCKET_ARN, {"list-type": ["2"], "prefix": ["a"]}, "s3:ListBucket"),
+        ("PUT", BUCKET_ARN, {}, "s3:CreateBucket"),
+    ]
+    for method, resource, query, action in cases:
+        found, mapped = s3_pairs(method, resource, query, {}, "")
+        assert mapped and [(p.action, p.resource) for p in found] == [(action, resource)], action
+
+
+def test_s3_delete_objects_is_a_delete_per_key_and_tags_on_put_need_tagging():
+    body = "<Delete><Object><Key>bundle/a&amp;b.json</Key></Object><Object><Key>x</Key></Object>"
+    found, _ = s3_pairs("POST", BUCKET_ARN, {"delete": [""]}, {}, body)
+    assert [(p.action, p.resource) for p in found] == [
+        ("s3:DeleteObject", f"{BUCKET_ARN}/bundle/a&b.json"),
+        ("s3:DeleteObject", f"{BUCKET_ARN}/x"),
+    ]
+    found, _ = s3_pairs("PUT", f"{BUCKET_ARN}/k", {}, {"X-Amz-Tagging": "a=b"}, "")
+    assert [p.action for p in found] == ["s3:PutObject", "s3:PutObjectTagging"]
+    assert all(p.context == {"aws:SecureTransport": "true"} for p in found)
+    _, mapped = s3_pairs("POST", f"{BUCKET_ARN}/k", {"select": [""]}, {}, "")
+    assert not mapped
+
+
+def test_the_operator_policy_reaches_only_the_toolkits_buckets_and_bundle_keys():
+    documents = [operator_policy()]
+    assert evaluate(documents, "s3:CreateBucket", BUCKET_ARN).allowed
+    assert not evaluate(documents, "s3:CreateBucket", "arn:aws:s3:::someone-else").allowed
+    assert evaluate(documents, "s3:PutObject", f"{BUCKET_ARN}/bundle/x.json").allowed
+    assert not evaluate(documents, "s3:PutObject", f"{BUCKET_ARN}/models/x").allowed
+    assert not evaluate(documents, "s3:GetObject", "arn:aws:s3:::other/bundle/x.json").allowed

@@ -22,6 +22,12 @@ locals {
     MAX_IMAGE_PIXELS      = tostring(var.max_image_pixels)
     MODEL_CACHE_BUCKET    = var.model_cache_bucket
     MODEL_REVISION        = var.model_revision
+    # Stage 0's inputs: where the bundle is, its digest, and boto3's pin (versions.env itself
+    # is in the bundle, so the pin is copied here).
+    BUNDLE_BUCKET        = var.bundle_bucket
+    BUNDLE_KEY           = var.bundle_key
+    BUNDLE_SHA256        = var.bundle_sha256
+    BUNDLE_BOTO3_VERSION = regex("(?m)^BOTO3_VERSION=([0-9][0-9a-z.]*)$", file("${local.source_dir}/versions.env"))[0]
   }
   # A fleet replica also knows its group, its drain hook and its metric namespace.
   fleet_settings = var.fleet == null ? {} : {
@@ -33,16 +39,24 @@ locals {
   deploy_env   = join("", [for k in sort(keys(local.all_settings)) : "${k}='${local.all_settings[k]}'\n"])
 
   # The instance contract (userdata/instance.json, also read by the Python package and the rig)
-  # lists the files installed verbatim (fleet_files on a fleet's replicas only); deploy.env and
-  # the boot unit are rendered here.
+  # lists the files the instance installs verbatim (fleet_files on a fleet's replicas only).
+  # They travel as one bundle in S3 (EC2 allows only 16 KB of user data; the files are more):
+  # {path: {mode, content}}, as JSON.
   contract = jsondecode(file("${local.source_dir}/instance.json"))
   installed = {
     for path, spec in merge(local.contract.files, local.contract.fleet_files) :
     path => spec if var.fleet != null || contains(keys(local.contract.files), path)
   }
-  sources = merge(
+  bundle = jsonencode({
+    for path, spec in local.installed :
+    path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
+  })
+
+  # The user data itself: deploy.env, the boot unit, and stage 0, which fetches the bundle
+  # before every start of the boot unit (a drop-in's ExecStartPre) and verifies its sha256.
+  files = merge(
     {
-      for path, spec in local.installed :
+      for path, spec in local.contract.stage0 :
       path => { mode = spec.mode, content = file("${local.source_dir}/${spec.source}") }
     },
     {
@@ -54,12 +68,6 @@ locals {
       }
     },
   )
-
-  # Full-line comments are dropped from what the instance receives (not "#!" shebangs): they
-  # are for readers of the repository, and EC2 allows only 16 KB of user data.
-  comment_line = "/(?m)^[ \\t]*#([^!\\n][^\\n]*)?\\n/"
-  files        = { for path, f in local.sources : path => { mode = f.mode, content = replace(f.content, local.comment_line, "") } }
-
 
   rendered = templatefile("${local.source_dir}/cloud-init.yaml.tftpl", {
     deployment_name = var.deployment_name

@@ -13,3 +13,13 @@ output "base64gzip" {
     error_message = "The compressed user data exceeds EC2's 16 KB limit."
   }
 }
+
+output "bundle" {
+  description = "The instance's files (userdata/instance.json) as JSON {path: {mode, content}}: the object stage 0 fetches from S3."
+  value       = local.bundle
+}
+
+output "bundle_sha256" {
+  description = "Hex sha256 of the bundle, which stage 0 verifies before installing anything."
+  value       = sha256(local.bundle)
+}

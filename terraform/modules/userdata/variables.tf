@@ -182,3 +182,33 @@ variable "fleet" {
     error_message = "fleet's names must be 1-255 characters of A-Z a-z 0-9 / _ . : -."
   }
 }
+
+variable "bundle_bucket" {
+  description = "S3 bucket holding the bundle of the instance's files (the module's bundle output)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bundle_bucket))
+    error_message = "bundle_bucket must be an S3 bucket name."
+  }
+}
+
+variable "bundle_key" {
+  description = "Object key of the bundle in bundle_bucket."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/_.-]+$", var.bundle_key)) && length(var.bundle_key) <= 1024
+    error_message = "bundle_key must be an S3 key of letters, digits, / _ . and -."
+  }
+}
+
+variable "bundle_sha256" {
+  description = "Hex sha256 the fetched bundle must have; stage 0 refuses anything else."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{64}$", var.bundle_sha256))
+    error_message = "bundle_sha256 must be 64 lowercase hex digits."
+  }
+}

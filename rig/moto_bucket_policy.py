@@ -4,7 +4,8 @@ moto evaluates a bucket policy on object requests, but ignores every condition o
 than StringEquals, so a conditional Deny (TLS only, create-only writes) applies to every request,
 allowed ones included. While this patch is active, moto skips bucket-policy statements that carry
 conditions; the tests evaluate those statements themselves on the calls really made
-(``rig.s3_policy``), with the request's real context.
+(``rig.s3_policy``, ``rig.iam.policy``), with the request's real context. The enforcing server
+(``rig.iam.server``) runs with it on.
 """
 
 from __future__ import annotations
