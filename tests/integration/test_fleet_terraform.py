@@ -12,7 +12,7 @@ import base64
 import gzip
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -76,11 +76,18 @@ def _apply_fleet(emulator: Emulator, directory: Path, name: str, replicas: str) 
 @pytest.fixture(scope="module")
 def environment(emulator: Emulator) -> Iterator[Emulator]:
     """The emulator's environment in this process (Terraform, boto3), with moto's fleet gaps
-    closed (moto_fidelity.keep_fleet_settings)."""
+    closed (moto_fidelity.keep_fleet_settings).
+
+    As the emulator's admin, not the operator: docs/iam-policy.json does not grant the fleet's
+    actions (Auto Scaling, Elastic Load Balancing, ACM, CloudWatch alarms) yet, because no CLI
+    command creates a fleet yet (issue 13). The policy gains them, under the enforcing tests,
+    with `apply --replicas`.
+    """
+    admin = replace(emulator, env={**emulator.env, **emulator.iam.admin.env()})
     with pytest.MonkeyPatch.context() as mp, keep_fleet_settings():
-        for name, value in emulator.env.items():
+        for name, value in admin.env.items():
             mp.setenv(name, value)
-        yield emulator
+        yield admin
 
 
 @pytest.fixture(scope="module")
