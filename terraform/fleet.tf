@@ -363,5 +363,11 @@ resource "aws_autoscaling_group" "this" {
     ignore_changes = [desired_capacity]
   }
 
-  depends_on = [aws_iam_role_policy.read_secret, aws_iam_role_policy.ssm_agent]
+  # A replica's stage 0 fetches the bundle at boot: it and the role's read of it come first.
+  depends_on = [
+    aws_iam_role_policy.read_secret,
+    aws_iam_role_policy.ssm_agent,
+    aws_iam_role_policy.read_instance_files,
+    aws_s3_object.bundle,
+  ]
 }
