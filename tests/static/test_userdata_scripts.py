@@ -410,7 +410,10 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     versions = pinned_versions()
     # The first run did the work: packages, the pinned engine, the model, units, services.
     assert any(c.startswith("apt-get") and " install " in c and "nginx" in c for c in first)
-    assert any(f"vllm=={versions['VLLM_VERSION']}" in c for c in first if c.startswith("uv pip"))
+    # The engine from its hashed lock only (tests/static/test_engine_locks.py holds the lock).
+    engine = root / "opt/qwen3vl/engine/bin/python"
+    lock = root / "opt/qwen3vl/share/locks/vllm.txt"
+    assert f"uv pip install --python {engine} --require-hashes -r {lock}" in first
     assert any(c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct --local-dir") for c in first)
     # Everything the instance scripts call beyond the base OS comes from the tools environment.
     tools = root / "opt/qwen3vl/tools"
