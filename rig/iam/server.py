@@ -163,12 +163,16 @@ def main(argv: list[str]) -> None:
     from moto.server import ThreadedMotoServer
 
     from rig.moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
-    from rig.moto_fidelity import keep_gp3_performance
+    from rig.moto_fidelity import keep_fleet_settings, keep_gp3_performance
 
     install_recorder(record_path)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with keep_gp3_performance(), conditional_bucket_statements_left_to_the_tests():
+    with (
+        keep_gp3_performance(),
+        keep_fleet_settings(),
+        conditional_bucket_statements_left_to_the_tests(),
+    ):
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -23,7 +24,6 @@ from qwen3vl_aws.fleet.view import fleet_view
 from test_plan_variants import BASE, _planned
 
 from rig.cloudinit import DEPLOY_ENV, cloud_config, install_write_files, read_env_file
-from rig.moto_fidelity import keep_fleet_settings
 
 pytestmark = pytest.mark.slow
 
@@ -75,8 +75,8 @@ def _apply_fleet(emulator: Emulator, directory: Path, name: str, replicas: str) 
 
 @pytest.fixture(scope="module")
 def environment(emulator: Emulator) -> Iterator[Emulator]:
-    """The emulator's environment in this process (Terraform, boto3), with moto's fleet gaps
-    closed (moto_fidelity.keep_fleet_settings).
+    """The emulator's environment in this process (Terraform, boto3); the emulator's process
+    closes moto's fleet gaps (rig.moto_fidelity.keep_fleet_settings).
 
     As the emulator's admin, not the operator: docs/iam-policy.json does not grant the fleet's
     actions (Auto Scaling, Elastic Load Balancing, ACM, CloudWatch alarms) yet, because no CLI
@@ -84,7 +84,7 @@ def environment(emulator: Emulator) -> Iterator[Emulator]:
     with `apply --replicas`.
     """
     admin = replace(emulator, env={**emulator.env, **emulator.iam.admin.env()})
-    with pytest.MonkeyPatch.context() as mp, keep_fleet_settings():
+    with pytest.MonkeyPatch.context() as mp:
         for name, value in admin.env.items():
             mp.setenv(name, value)
         yield admin
@@ -169,7 +169,14 @@ def test_user_data_makes_a_replica_that_publishes_and_drains(fleet: Fleet, tmp_p
     assert settings["FLEET_DRAIN_HOOK"] == fleet.pieces["drain_hook_name"]
     assert settings["FLEET_METRIC_NAMESPACE"] == fleet.pieces["metric_namespace"]
     assert settings["PUBLIC_HOST"] == fleet.pieces["load_balancer_dns_name"]
-    assert (tmp_path / "opt/qwen3vl/bin/qwen3vl-fleet").is_file()
+    # The agent travels in the replica's bundle, which stage 0 fetches (digest in deploy.env).
+    bundle = (
+        fleet.client("s3")
+        .get_object(Bucket=settings["BUNDLE_BUCKET"], Key=settings["BUNDLE_KEY"])["Body"]
+        .read()
+    )
+    assert hashlib.sha256(bundle).hexdigest() == settings["BUNDLE_SHA256"]
+    assert "/opt/qwen3vl/bin/qwen3vl-fleet" in json.loads(bundle)
     assert "sk-qwen-" not in gzip.decompress(raw).decode()
 
 
