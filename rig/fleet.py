@@ -178,11 +178,14 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
     """Bring up two replicas and the balancer, then rotate, drain, stop an engine, wake it."""
     import boto3
     from qwen3vl_aws.fleet.rotation import RollingKeySync
-    from qwen3vl_aws.instance.channel.base import LocalChannel
+    from qwen3vl_aws.instance.endpoint import EndpointKeyCheck, https_client
+    from qwen3vl_aws.instance.keysync import ChannelKeySync
     from qwen3vl_aws.keys.keygen import generate_key
-    from qwen3vl_aws.keys.rotation import ChannelKeySync, EndpointKeyCheck, Rotation, SecretStore
+    from qwen3vl_aws.keys.rotation import Rotation
+    from qwen3vl_aws.keys.secret import SecretStore
     from qwen3vl_aws.serving.planner import plan_serving
 
+    from .local import LocalChannel
     from .vllm import build_tiny_model
 
     plan = plan_serving(RIG_INSTANCE_TYPE)
@@ -242,7 +245,7 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
                  for n, g in gateways.items()],
                 report,
             )  # fmt: skip
-            check = EndpointKeyCheck(balancer.base_url, balancer.cert_path)
+            check = EndpointKeyCheck(https_client(balancer.base_url, balancer.cert_path))
             Rotation(store, sync, check, report=report, settle=5).rotate(grace=2)
             time.sleep(1)
             result.rotate_failed = len(load.failed_between(started, time.monotonic()))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from qwen3vl_aws.keys.keygen import generate_key
 from qwen3vl_aws.serving.versions import pinned_versions
 from test_userdata_scripts import settings, stub_path
 
@@ -26,9 +27,22 @@ PREFIX = f"models/Qwen/Qwen3-VL-8B-Instruct/{REVISION}/"
 def boot(
     tmp_path: Path, name: str, moto: str
 ) -> tuple[Path, list[str], subprocess.CompletedProcess]:
-    """A fresh instance root booted once; returns (root, the stubbed calls, the run)."""
+    """A fresh instance root booted once; returns (root, the stubbed calls, the run). Its key
+    sync (real boto3 too) reads a secret made here."""
     root = tmp_path / name
-    install_instance(root, settings(root, MODEL_CACHE_BUCKET=BUCKET, MODEL_REVISION=REVISION))
+    secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name=f"qwen3vl/{name}", SecretString=generate_key()
+    )["ARN"]
+    install_instance(
+        root,
+        settings(
+            root,
+            MODEL_CACHE_BUCKET=BUCKET,
+            MODEL_REVISION=REVISION,
+            SECRET_ARN=secret,
+            KEYSYNC_ATTEMPTS="2",
+        ),
+    )
     tools = root / "opt/qwen3vl/tools/bin"
     tools.mkdir(parents=True)
     (tools / "python").symlink_to(sys.executable)  # the dev venv's python: it has boto3
@@ -77,7 +91,8 @@ def test_first_instance_fills_the_cache_and_the_next_one_loads_from_it(
     first, calls, run = boot(tmp_path, "first", aws_env)
     assert run.returncode == 0, run.stdout + run.stderr
     assert any(
-        c.startswith(f"hf download Qwen/Qwen3-VL-8B-Instruct --revision {REVISION}") for c in calls
+        c.startswith("hf download Qwen/Qwen3-VL-8B-Instruct ") and f"--revision {REVISION}" in c
+        for c in calls
     )
     assert status(first)["weights"]["source"] == "hub"
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])

@@ -5,6 +5,7 @@ tests/node/test_bench_rig.py."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import threading
@@ -33,9 +34,12 @@ class FakeEngine:
     """Streams ``len(prompt words)`` prompt tokens and ``max_tokens`` one-token chunks, like
     vLLM's SSE answers; records what it was sent and how many requests ran at once."""
 
-    def __init__(self, fail_every: int = 0, delay_s: float = 0.0) -> None:
+    def __init__(self, fail_every: int = 0, delay_s: float = 0.0, gather: int = 0) -> None:
         self.bodies: list[dict] = []
         self.fail_every, self.delay_s = fail_every, delay_s
+        # ``gather``: hold each request until that many are in flight (or 10 s pass), so a test of
+        # concurrency does not depend on how fast this machine schedules the client's threads.
+        self.gathered = threading.Barrier(gather) if gather else None
         self.in_flight = self.most_in_flight = 0
         self.lock = threading.Lock()
 
@@ -50,6 +54,9 @@ class FakeEngine:
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
+            if self.gathered is not None and not self.gathered.broken:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    self.gathered.wait(timeout=10)
             time.sleep(self.delay_s)
             if self.fail_every and number % self.fail_every == 0:
                 return httpx.Response(400, text='{"error": "image too large"}')
@@ -86,7 +93,7 @@ def config(**kw) -> BenchConfig:
 
 
 def test_the_default_is_the_old_deployments_shape() -> None:
-    engine = FakeEngine(delay_s=0.01)
+    engine = FakeEngine(delay_s=0.01, gather=10)
     report = run_bench(client(engine), config(requests=30))
     sent = engine.bodies
     assert len(sent) == 10 + 30  # warm-up: one request per client, then the measured level
