@@ -71,7 +71,7 @@ def test_every_installed_file_exists_and_every_instance_file_is_installed() -> N
     sources = {spec.source for spec in installed.values()}
     shipped = {
         str(p.relative_to(userdata_dir()))
-        for top in ("bin", "share", "lib")
+        for top in ("bin", "share", "lib", "locks")
         for p in (userdata_dir() / top).rglob("*")
         if p.is_file() and "__pycache__" not in p.parts
     }
