@@ -248,7 +248,7 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
             check = EndpointKeyCheck(https_client(balancer.base_url, balancer.cert_path))
             Rotation(store, sync, check, report=report, settle=5).rotate(grace=2)
             time.sleep(1)
-            result.rotate_failed = len(load.failed_between(started, time.monotonic()))
+            rotation_window = (started, time.monotonic())
             mark("drain")
 
             # 2. Drain r1 with streams in flight: no new requests (the balancer's drain = the
@@ -290,7 +290,7 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
             result.down_after_s = time.monotonic() - stopped_at
             mark("down")
             down_wall = time.time()
-            result.engine_stop_failed = len(load.failed_between(stop_requested, time.monotonic()))
+            stop_window = (stop_requested, time.monotonic())
             time.sleep(3)
             result.requests_to_stopped_after_down = _api_requests_after(
                 gateways[stopped], down_wall + 1
@@ -308,6 +308,10 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
             balancer.wait_status(stopped, "UP", 300)
             result.wake_s = time.monotonic() - woke
             mark("woke")
+        # Counted once the load has stopped: a request still in flight when a window closed
+        # (one that started in it and failed after) is recorded only when it ends.
+        result.rotate_failed = len(load.failed_between(*rotation_window))
+        result.engine_stop_failed = len(load.failed_between(*stop_window))
         result.sent = len(load.outcomes)
         failures = [o for o in load.outcomes if o[3] != 200]
         result.failed = len(failures)

@@ -130,14 +130,20 @@ def test_publisher_puts_what_vllm_metrics_shows_under_load(
 ) -> None:
     root = _root(tmp_path, vllm_server.port)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    with _streams(vllm_server, 6, 600) as results:
-        # Wait for work to show, then publish between two identical reads of /metrics (the
-        # queue moves while requests run; a publish framed by equal reads saw that value).
-        deadline = time.monotonic() + 120
+    batches: list[tuple[list[dict], list[threading.Thread]]] = []
+    try:
+        # Publish between two identical reads of /metrics (the queue moves while requests run; a
+        # publish framed by equal reads saw that value). A batch may finish while the agent
+        # publishes (a fast runner answers 600 tokens in seconds): then send another.
+        deadline = time.monotonic() + 180
         while True:
-            assert time.monotonic() < deadline, "vLLM never showed running requests"
+            assert time.monotonic() < deadline, "no publish was framed by equal reads under load"
             before = _metrics(vllm_server)
             if before["RunningRequests"] == 0:
+                if not batches or not any(t.is_alive() for t in batches[-1][1]):
+                    batches.append(
+                        streams(vllm_server.base_url, vllm_server.served_model_name, 6, 600)
+                    )
                 time.sleep(0.2)
                 continue
             start = time.time()
@@ -146,6 +152,11 @@ def test_publisher_puts_what_vllm_metrics_shows_under_load(
             assert published.returncode == 0, published.stderr
             if before == after:
                 break
+    finally:
+        for _results, threads in batches:
+            for thread in threads:
+                thread.join(timeout=300)
+    results = [r for batch, _threads in batches for r in batch]
     assert all(r["finished"] and r["error"] is None for r in results), results
     data = cloudwatch.get_metric_data(
         MetricDataQueries=[
