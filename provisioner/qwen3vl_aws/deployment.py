@@ -10,6 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from .contract import instance_contract
 from .errors import NotDeployedError, UsageError
@@ -49,7 +50,14 @@ class Deployment:
     ssh_key_path: str | None = None
     served_model_name: str = "Qwen/Qwen3-VL-8B-Instruct"
     launched_at: str | None = None  # ISO 8601, UTC
+    # Terraform's `fleet` output (group, load balancer, listener, target group, ...); None for a
+    # single instance.
+    fleet: dict[str, Any] | None = None
     extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def is_fleet(self) -> bool:
+        return self.fleet is not None
 
     @property
     def directory(self) -> Path:

@@ -232,6 +232,7 @@ def record(request: ApplyRequest, outputs: dict[str, Any], **extra: Any) -> Depl
         ssh_key_path=request.ssh_key_path,
         served_model_name=request.served_model_name,
         launched_at=previous.launched_at if previous else None,
+        fleet=value("fleet"),
         extra={**(previous.extra if previous else {}), **planned, **extra},
     )
     if deployment.instance_id and (
