@@ -78,24 +78,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
   depends_on = [aws_s3_bucket_versioning.this]
 }
 
+module "tls_only" {
+  source     = "../modules/tls-only-bucket-policy"
+  bucket_arn = aws_s3_bucket.this.arn
+}
+
 data "aws_iam_policy_document" "bucket" {
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.this.arn, "${aws_s3_bucket.this.arn}/*"]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
+  source_policy_documents = [module.tls_only.json]
 
   # Nobody, the account root included, overwrites a cached file: PutObject and
   # CompleteMultipartUpload must carry If-None-Match (create only if absent). The parts of a

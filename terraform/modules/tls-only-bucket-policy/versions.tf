@@ -1,0 +1,4 @@
+terraform {
+  # Pure rendering: no providers.
+  required_version = ">= 1.5.0"
+}
