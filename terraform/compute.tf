@@ -1,17 +1,18 @@
 module "userdata" {
   source = "./modules/userdata"
 
-  deployment_name   = var.name
-  region            = var.region
-  secret_arn        = aws_secretsmanager_secret.this.arn
-  engine            = var.engine
-  model_id          = var.model_id
-  draft_model_id    = var.draft_model_id
-  served_model_name = var.served_model_name
-  engine_args       = var.engine_args
-  public_host       = local.fleet ? aws_lb.this[0].dns_name : aws_eip.this[0].public_ip
-  domain            = var.domain
-  port              = var.port
+  deployment_name      = var.name
+  region               = var.region
+  secret_arn           = aws_secretsmanager_secret.this.arn
+  engine               = var.engine
+  model_id             = var.model_id
+  draft_model_id       = var.draft_model_id
+  draft_model_revision = var.draft_model_revision
+  served_model_name    = var.served_model_name
+  engine_args          = var.engine_args
+  public_host          = local.fleet ? aws_lb.this[0].dns_name : aws_eip.this[0].public_ip
+  domain               = var.domain
+  port                 = var.port
 
   allowed_media_domains = var.allowed_media_domains
   model_cache           = var.model_cache

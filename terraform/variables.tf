@@ -220,6 +220,17 @@ variable "draft_model_id" {
   }
 }
 
+variable "draft_model_revision" {
+  description = "Commit hash of draft_model_id on the Hugging Face hub, downloaded and served (qwen3vl-aws apply --draft-revision sets it). \"\" (default) = the pin in userdata/versions.env; the bootstrap refuses a draft pinned nowhere."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.draft_model_revision == "" || can(regex("^[0-9a-f]{40}$", var.draft_model_revision))
+    error_message = "draft_model_revision must be empty or a 40-character commit hash from the draft's commit history on the hub."
+  }
+}
+
 variable "served_model_name" {
   description = "Model name clients send in requests."
   type        = string

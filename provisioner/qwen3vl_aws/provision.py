@@ -50,6 +50,7 @@ class ApplyRequest:
     engine: str = "vllm"
     model_id: str = "Qwen/Qwen3-VL-8B-Instruct"
     draft_model_id: str = ""  # a speculative-decoding draft the instance prefetches
+    draft_model_revision: str = ""  # its pinned commit ("" = versions.env's pin)
     served_model_name: str = "Qwen/Qwen3-VL-8B-Instruct"
     engine_args: list[str] = field(default_factory=list)
     max_image_pixels: int | None = None  # the serving plan's decoded-pixel cap
@@ -80,6 +81,7 @@ class ApplyRequest:
             "engine": self.engine,
             "model_id": self.model_id,
             "draft_model_id": self.draft_model_id,
+            "draft_model_revision": self.draft_model_revision,
             "served_model_name": self.served_model_name,
             "engine_args": self.engine_args,
             "domain": self.domain,

@@ -163,14 +163,16 @@ def test_deploy_env_round_trips_through_bash(rendered: Rendered, tmp_path: Path)
     ]
 
 
-def test_an_eagle3_draft_reaches_deploy_env(caller: tuple[Path, Path], tmp_path: Path):
-    draft = "taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3"
+def test_an_eagle3_draft_and_its_revision_reach_deploy_env(
+    caller: tuple[Path, Path], tmp_path: Path
+):
+    draft, revision = "taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3", "0123456789abcdef" * 2 + "0" * 8
     env_file = tmp_path / "deploy.env"
-    rendered = render(*caller, draft_model_id=draft)
+    rendered = render(*caller, draft_model_id=draft, draft_model_revision=revision)
     env_file.write_text(write_files(rendered.text)["/etc/qwen3vl/deploy.env"]["content"])
-    script = f'set -eu; source {env_file}; printf "%s\\n" "$DRAFT_MODEL_ID"'
+    script = f'set -eu; source {env_file}; printf "%s\\n" "$DRAFT_MODEL_ID" "$DRAFT_MODEL_REVISION"'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=True)
-    assert out.stdout.splitlines() == [draft]
+    assert out.stdout.splitlines() == [draft, revision]
 
 
 def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rendered: Rendered):
@@ -201,6 +203,7 @@ def test_bootstrap_unit_is_enabled_and_started_without_blocking_cloud_init(rende
         ({"max_image_pixels": 1000}, "max_image_pixels must be a whole number between"),
         ({"max_image_pixels": 2.5e8}, "max_image_pixels must be a whole number between"),
         ({"draft_model_id": "no-owner"}, "draft_model_id must be empty or look like owner/name"),
+        ({"draft_model_revision": "main"}, "draft_model_revision must be empty or a 40-character"),
         ({"bundle_sha256": "AB" * 32}, "bundle_sha256 must be 64 lowercase hex digits"),
         ({"bundle_bucket": "Bad_Bucket"}, "bundle_bucket must be an S3 bucket name"),
     ],

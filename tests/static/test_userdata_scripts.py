@@ -18,7 +18,7 @@ from command_stub import NAMES
 from qwen3vl_aws.instance.status import STAGE_NAMES, BootstrapStatus, parse_status
 from qwen3vl_aws.paths import userdata_dir
 from qwen3vl_aws.serving.planner import DRAFT_DIR_PLACEHOLDER, plan_serving
-from qwen3vl_aws.serving.versions import pinned_versions, tools_requirements
+from qwen3vl_aws.serving.versions import pinned_revision, pinned_versions, tools_requirements
 
 from rig.gateway import install_instance
 from rig.tools_env import BASE_PATH
@@ -438,23 +438,58 @@ def test_bootstrap_twice_changes_nothing_the_second_time(tmp_path: Path):
     assert snapshot(root) == before
 
 
+DRAFT_REVISION = "d" * 40
+
+
 @pytest.mark.slow
-def test_an_eagle3_draft_is_downloaded_once_beside_the_model(tmp_path: Path):
+def test_an_eagle3_draft_is_downloaded_once_beside_the_model_at_its_pinned_revision(
+    tmp_path: Path,
+):
     plan = plan_serving("g6e.xlarge", speculative="eagle3")
     root, stubs, log, state = installed_instance(
-        tmp_path, DRAFT_MODEL_ID=plan.draft_model_id, ENGINE_ARGS=" ".join(plan.flags)
+        tmp_path,
+        DRAFT_MODEL_ID=plan.draft_model_id,
+        DRAFT_MODEL_REVISION=DRAFT_REVISION,
+        ENGINE_ARGS=" ".join(plan.flags),
     )
     result = run_bootstrap(root, stubs, log, state)
     assert result.returncode == 0, result.stdout + result.stderr
     draft_dir = root / "nvme/models" / plan.draft_model_id
     fetches = [c for c in calls(log) if c.startswith("hf download")]
-    assert f"hf download {plan.draft_model_id} --local-dir {draft_dir} --quiet" in fetches
-    assert (draft_dir / ".qwen3vl-complete").is_file()
+    assert (
+        f"hf download {plan.draft_model_id} --local-dir {draft_dir} --revision {DRAFT_REVISION} "
+        "--quiet"
+    ) in fetches
+    assert (draft_dir / ".qwen3vl-complete").read_text() == DRAFT_REVISION
     engine_env = (root / "etc/qwen3vl/engine.env").read_text()
     assert f'"model":"{draft_dir}"' in engine_env
     result = run_bootstrap(root, stubs, log, state)
     assert result.returncode == 0, result.stdout + result.stderr
     assert not [c for c in calls(log) if c.startswith("hf download")]
+    # another pin is another download, over the old one
+    env_file = root / "etc/qwen3vl/deploy.env"
+    env_file.write_text(env_file.read_text().replace(DRAFT_REVISION, "e" * 40))
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [c for c in calls(log) if c.startswith(f"hf download {plan.draft_model_id}")] == [
+        f"hf download {plan.draft_model_id} --local-dir {draft_dir} --revision {'e' * 40} --quiet"
+    ]
+
+
+@pytest.mark.slow
+def test_a_draft_pinned_nowhere_stops_the_model_stage_before_any_download(tmp_path: Path):
+    """No DRAFT_MODEL_REVISION and no pin in versions.env: refused, not fetched from main."""
+    draft = "example/Unpinned-Draft"
+    assert pinned_revision(draft) is None
+    root, stubs, log, state = installed_instance(tmp_path, DRAFT_MODEL_ID=draft)
+    result = run_bootstrap(root, stubs, log, state)
+    assert result.returncode != 0
+    assert (
+        f"versions.env pins no revision for {draft} (MODEL_REVISION_UNPINNED_DRAFT)"
+        in result.stdout
+    )
+    assert not [c for c in calls(log) if c.startswith("hf download")]
+    assert ("model", "failed") in [(s.name, s.state) for s in read_status(root).stages]
 
 
 @pytest.mark.slow

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
-from qwen3vl_aws.errors import Qwen3vlError
+from qwen3vl_aws.errors import Qwen3vlError, UsageError
 from qwen3vl_aws.paths import userdata_dir
-from qwen3vl_aws.serving.versions import parse_versions, pinned_versions
+from qwen3vl_aws.serving.versions import (
+    draft_revision,
+    parse_versions,
+    pinned_versions,
+    revision_key,
+)
 
 
 def test_pins_the_contract_versions():
@@ -41,11 +48,41 @@ def test_anything_else_is_an_error_naming_the_line(line: str):
 
 def test_every_known_checkpoint_has_a_pinned_commit():
     """The bootstrap downloads MODEL_REVISION_<NAME>: a full 40-hex commit for each model id."""
-    import re
-
     from qwen3vl_aws.serving.model_profile import MODEL_IDS
 
     versions = pinned_versions()
     for model_id in MODEL_IDS:
-        key = "MODEL_REVISION_" + re.sub(r"[-.]", "_", model_id.split("/")[-1]).upper()
+        key = revision_key(model_id)
         assert re.fullmatch(r"[0-9a-f]{40}", versions.get(key, "")), (model_id, key)
+
+
+def test_every_pinned_revision_is_a_full_commit():
+    """Whatever versions.env pins (drafts included) is what the bootstrap hands hf --revision."""
+    for key, value in pinned_versions().items():
+        if key.startswith("MODEL_REVISION_"):
+            assert re.fullmatch(r"[0-9a-f]{40}", value), key
+
+
+def test_a_draft_is_downloaded_at_the_given_revision_else_the_pinned_one(tmp_path: Path):
+    pins = tmp_path / "versions.env"
+    pins.write_text(f"MODEL_REVISION_SOME_DRAFT_1_0={'a' * 40}\n")
+    assert revision_key("owner/Some-Draft-1.0") == "MODEL_REVISION_SOME_DRAFT_1_0"
+    assert draft_revision("owner/Some-Draft-1.0", None, pins) == "a" * 40
+    assert draft_revision("owner/Some-Draft-1.0", "b" * 40, pins) == "b" * 40
+    assert draft_revision(None, None, pins) == ""
+
+
+@pytest.mark.parametrize(
+    ("draft", "given", "message"),
+    [
+        ("owner/Other-Draft", None, "pins none (MODEL_REVISION_OTHER_DRAFT)"),
+        ("owner/Some-Draft-1.0", "main", "is not a 40-character commit hash"),
+        ("owner/Some-Draft-1.0", "A" * 40, "is not a 40-character commit hash"),
+        (None, "a" * 40, "add --speculative eagle3"),
+    ],
+)
+def test_a_draft_without_a_usable_pin_is_refused(tmp_path: Path, draft, given, message):
+    pins = tmp_path / "versions.env"
+    pins.write_text(f"MODEL_REVISION_SOME_DRAFT_1_0={'a' * 40}\n")
+    with pytest.raises(UsageError, match=re.escape(message)):
+        draft_revision(draft, given, pins)

@@ -23,6 +23,7 @@ module "userdata" {
   engine                = var.inputs.engine
   model_id              = var.inputs.model_id
   draft_model_id        = var.inputs.draft_model_id
+  draft_model_revision  = try(var.inputs.draft_model_revision, "")
   served_model_name     = var.inputs.served_model_name
   engine_args           = var.inputs.engine_args
   public_host           = var.inputs.public_host

@@ -74,6 +74,8 @@ def test_detected_ip_is_offered_and_can_be_declined(
         (("--model-cache", "tmpfs"), "'tmpfs' is not one of 'ebs', 'instance-store'"),
         (("--model-revision", "main"), "is not a 40-character commit hash"),
         (("--s3-cache",), "--s3-cache needs --model-revision"),
+        (("--speculative", "eagle3", "--draft-revision", "main"), "is not a 40-character commit"),
+        (("--draft-revision", "a" * 40), "--draft-revision pins a speculative draft"),
     ],
 )
 def test_bad_option_values_fail_before_any_aws_call(
@@ -92,6 +94,30 @@ def test_good_option_values_pass_the_checks(no_credentials: None) -> None:
     )  # fmt: skip
     assert result.exit_code == 3  # went on to the credentials check
     assert "No AWS credentials found" in result.output
+
+
+def test_an_eagle3_draft_pinned_nowhere_is_refused_before_any_aws_call(
+    no_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --draft-revision and without a pin in versions.env, nothing downloads the draft's
+    main branch: apply stops and says how to pin it."""
+    from qwen3vl_aws.serving import versions
+
+    monkeypatch.setattr(versions, "pinned_revision", lambda model_id, path=None: None)
+    result = _apply("--yes", "--allow", "203.0.113.7/32", "--speculative", "eagle3")
+    assert result.exit_code == 2, result.output
+    message = " ".join(result.output.split())
+    assert "needs the draft taobao-mnn/Qwen3-VL-8B-Instruct-Eagle3 pinned to a revision" in message
+    assert "MODEL_REVISION_QWEN3_VL_8B_INSTRUCT_EAGLE3" in message
+    assert "--draft-revision COMMIT" in message
+
+
+def test_an_eagle3_draft_with_its_revision_passes_the_checks(no_credentials: None) -> None:
+    result = _apply(
+        "--yes", "--allow", "203.0.113.7/32", "--speculative", "eagle3", "--engine", "sglang",
+        "--draft-revision", "c" * 40,
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output  # went on to the credentials check
 
 
 def test_cache_inputs_name_the_accounts_bucket_and_pin_the_revision() -> None:

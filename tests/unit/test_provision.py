@@ -28,6 +28,8 @@ def test_terraform_variables_hold_no_key_and_only_what_was_asked() -> None:
     assert variables["engine_args"] == ["--max-model-len", "8192"]
     assert "ami_id" not in variables and "ssh_key_name" not in variables
     assert "max_image_pixels" not in variables  # until prepare() fills in the plan's cap
+    pinned = _request(draft_model_id="o/d", draft_model_revision="f" * 40).terraform_variables()
+    assert (pinned["draft_model_id"], pinned["draft_model_revision"]) == ("o/d", "f" * 40)
     assert not any("key" in str(v) for k, v in variables.items() if k != "engine_args")
 
 

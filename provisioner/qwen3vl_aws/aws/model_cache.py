@@ -14,16 +14,15 @@ Layout in the bucket (every object written once, If-None-Match):
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
 from ..paths import state_home
+from ..serving.versions import COMMIT as REVISION
 from .terraform import Terraform
 
 STACK_SUBDIR = "model-cache"
-REVISION = re.compile(r"^[0-9a-f]{40}$")
 
 
 class ModelCacheStack(Terraform):

@@ -88,6 +88,12 @@ MODEL_CACHES = {
     metavar="COMMIT",
     help="Pin the model's Hugging Face revision (a 40-character commit hash).",
 )
+@click.option(
+    "--draft-revision",
+    metavar="COMMIT",
+    help="Pin the --speculative draft's Hugging Face revision (a 40-character commit hash); "
+    "needed while userdata/versions.env pins none for it.",
+)
 @engine_option
 @serving_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -100,6 +106,8 @@ def command(app: App, **opts) -> None:
     from ..aws import model_cache, preflight
     from ..aws.catalog import get_instance_type
     from ..keys.keygen import generate_key, validate_key
+    from ..serving import versions
+    from ..serving.planner import speculative_draft
     from .tfprogress import TerraformProgress
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
@@ -113,6 +121,9 @@ def command(app: App, **opts) -> None:
         )
     media_domains = preflight.validate_media_domains(opts["media_domains"])
     revision = model_cache.validate_revision(opts["model_revision"], s3_cache=opts["s3_cache"])
+    draft_revision = versions.draft_revision(
+        speculative_draft(opts["serving"].speculative), opts["draft_revision"]
+    )
     subnet_id = preflight.validate_subnet_id(opts["subnet_id"])
     clients = app.clients()
     request = provision.ApplyRequest(
@@ -131,6 +142,7 @@ def command(app: App, **opts) -> None:
         allowed_media_domains=media_domains,
         subnet_id=subnet_id,
         model_cache=opts["model_cache"],
+        draft_model_revision=draft_revision,
     )
     prepared = provision.prepare(clients, request, opts["serving"])
     request = prepared.request

@@ -53,6 +53,12 @@ EAGLE3_STEPS, EAGLE3_TOPK, EAGLE3_DRAFT_TOKENS = 3, 6, 16
 #: Where the bootstrap puts the downloaded draft; it replaces this in the engine's arguments.
 DRAFT_DIR_PLACEHOLDER = "@DRAFT_MODEL_DIR@"
 
+
+def speculative_draft(speculative: str | None) -> str | None:
+    """The draft checkpoint a ``--speculative`` method downloads beside the model (None: none)."""
+    return EAGLE3_DRAFT_ID if speculative == "eagle3" else None
+
+
 PROMPT_TOKENS = 256  # a typical request: system prompt, question and chat template
 ANSWER_TOKENS = 512  # a typical answer
 IMAGE_WRAPPER_TOKENS = 2  # <|vision_start|> ... <|vision_end|> around each image
@@ -657,7 +663,7 @@ def _build_plan(
         video=s.video,
         flags=flags,
         speculative=s.speculative,
-        draft_model_id=EAGLE3_DRAFT_ID if s.speculative else None,
+        draft_model_id=speculative_draft(s.speculative),
     )
     plan.explanation.extend(_explain(plan, s, others, asked=asked))
     return plan

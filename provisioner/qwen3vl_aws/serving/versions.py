@@ -10,7 +10,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..errors import Qwen3vlError
+from ..errors import Qwen3vlError, UsageError
 from ..paths import userdata_dir
 
 _LINE = re.compile(r"^([A-Z][A-Z0-9_]*)=([A-Za-z0-9._+-]+)$")
@@ -45,3 +45,43 @@ def tools_requirements(path: Path | None = None) -> list[str]:
     huggingface_hub for the model download, boto3 for the key sync."""
     pins = pinned_versions(path)
     return [f"huggingface_hub=={pins['HF_HUB_VERSION']}", f"boto3=={pins['BOTO3_VERSION']}"]
+
+
+#: A Hugging Face commit: what every pinned checkpoint revision must be.
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def revision_key(model_id: str) -> str:
+    """The versions.env key of a checkpoint's pinned commit, as the bootstrap builds it:
+    ``MODEL_REVISION_`` + the name after the owner, upper-cased, ``-`` and ``.`` as ``_``."""
+    return "MODEL_REVISION_" + re.sub(r"[-.]", "_", model_id.split("/")[-1]).upper()
+
+
+def pinned_revision(model_id: str, path: Path | None = None) -> str | None:
+    """The commit versions.env pins ``model_id`` to, or None where it pins none."""
+    return pinned_versions(path).get(revision_key(model_id))
+
+
+def draft_revision(draft_model_id: str | None, given: str | None, path: Path | None = None) -> str:
+    """The commit a speculative draft is downloaded at: ``given`` (``apply --draft-revision``),
+    else versions.env's pin; "" without a draft. Refuses a draft with neither, so that no
+    instance downloads whatever the draft's main branch holds on the day it boots."""
+    if given is not None and not COMMIT.match(given):
+        raise UsageError(
+            f"--draft-revision {given!r} is not a 40-character commit hash (the draft's commit "
+            "history on the hub lists them)."
+        )
+    if not draft_model_id:
+        if given is not None:
+            raise UsageError("--draft-revision pins a speculative draft: add --speculative eagle3.")
+        return ""
+    pinned = given or pinned_revision(draft_model_id, path)
+    if not pinned:
+        raise UsageError(
+            f"--speculative needs the draft {draft_model_id} pinned to a revision, and "
+            f"userdata/versions.env pins none ({revision_key(draft_model_id)}). Pass "
+            "--draft-revision COMMIT (a 40-character commit hash from the draft's commit history "
+            f"on the hub, https://huggingface.co/{draft_model_id}/commits/main), or pin it in "
+            "versions.env; an unpinned draft would be whatever its main branch holds at boot."
+        )
+    return pinned

@@ -12,6 +12,7 @@ locals {
     ENGINE                = var.engine
     MODEL_ID              = var.model_id
     DRAFT_MODEL_ID        = var.draft_model_id
+    DRAFT_MODEL_REVISION  = var.draft_model_revision
     SERVED_MODEL_NAME     = var.served_model_name
     ENGINE_ARGS           = join(" ", var.engine_args)
     PUBLIC_HOST           = var.public_host

@@ -61,6 +61,17 @@ variable "draft_model_id" {
   }
 }
 
+variable "draft_model_revision" {
+  description = "Commit hash the draft is downloaded at (\"\" = versions.env's MODEL_REVISION_<NAME>; the bootstrap refuses a draft pinned nowhere)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.draft_model_revision == "" || can(regex("^[0-9a-f]{40}$", var.draft_model_revision))
+    error_message = "draft_model_revision must be empty or a 40-character commit hash."
+  }
+}
+
 variable "served_model_name" {
   description = "Model name clients send in the \"model\" field."
   type        = string
