@@ -46,7 +46,7 @@ class FleetReport:
     down_after_s: float = 0.0  # engine stopped -> the balancer marks the target DOWN
     requests_to_stopped_after_down: int = 0
     wake_s: float = 0.0  # replica engine start -> the balancer routes to it again
-    failures: list[str] = field(default_factory=list)  # "t=+12.3s r2 -> 503"
+    failures: list[str] = field(default_factory=list)  # "12 x r2 -> 503, t=+40.1..51.9s"
     phases: dict[str, float] = field(default_factory=dict)  # phase -> seconds since load start
 
     def line(self) -> str:
@@ -175,6 +175,20 @@ def streams(
     return results, threads
 
 
+def failure_groups(failures: list[tuple], t0: float) -> list[str]:
+    """Failed requests (start, end, served_by, status) grouped by replica and status, in order of
+    their first start: "12 x r2 -> 503, t=+40.1..51.9s" (seconds since ``t0``)."""
+    groups: dict[tuple[str, int | str], list[float]] = {}
+    for start, end, by, status in sorted(failures, key=lambda o: o[0]):
+        group = groups.setdefault((by, status), [0, start, end])
+        group[0] += 1
+        group[2] = max(group[2], end)
+    return [
+        f"{count} x {by} -> {status}, t=+{first - t0:.1f}..{last - t0:.1f}s"
+        for (by, status), (count, first, last) in groups.items()
+    ]
+
+
 def _agent(gateway: Gateway, *args: str) -> int:
     """The replica's qwen3vl-fleet (tools venv Python = this one) in its scratch root."""
     import subprocess
@@ -236,10 +250,7 @@ class Fleet:
         self.result.sent = len(self.load.outcomes)
         failures = [o for o in self.load.outcomes if o[3] != 200]
         self.result.failed = len(failures)
-        self.result.failures = [
-            f"t=+{start - self._t0:.1f}..{end - self._t0:.1f}s {by} -> {status}"
-            for start, end, by, status in failures
-        ]
+        self.result.failures = failure_groups(failures, self._t0)
 
     def rows(self) -> list[dict[str, Any]]:
         """Per replica: the balancer's view of its target and what the load got from it."""

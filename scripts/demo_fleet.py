@@ -115,9 +115,11 @@ def run_fleet_demo(demo: Any, stack: ExitStack) -> FleetOutcome:
         console.print(replica_table(fleet, f"after {drained}'s drain"))
     with demo.step(f"{stopped}'s engine stops"):
         demo.note(
-            "why: an engine that dies must leave the rotation by the health check alone; its "
-            "gateway answers 503 until the balancer marks the target DOWN, and the balancer "
-            "(like the ALB) does not retry, so the failures in that window are counted"
+            "why: an engine that dies must leave the rotation by the health check alone. Until "
+            "the balancer marks the target DOWN its gateway answers 503 at once, so "
+            "least-outstanding routing sends it most requests, and the balancer (like the ALB) "
+            "does not retry: the failures in that window are counted, and clients should retry "
+            "a 503"
         )
         fleet.stop_engine(stopped)
         tg = fleet.balancer.target_group
@@ -143,8 +145,8 @@ def run_fleet_demo(demo: Any, stack: ExitStack) -> FleetOutcome:
         f"load: {result.sent} requests, {result.failed} failed "
         f"({result.engine_stop_failed} of them while {stopped}'s engine was gone)"
     )
-    for failure in result.failures:
-        demo.note(f"failed: {failure}")
+    for group in result.failures:
+        demo.note(f"failed: {group}")
     console.print("[bold]What this proved[/] (real vLLM, nginx, HAProxy and key sync):")
     for line in (
         f"- a rolling key rotation across {REPLICAS} replicas failed {result.rotate_failed} "
