@@ -50,9 +50,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(numbers, indent=2))
     else:
-        for name in ("sent", "failed", "rotate_failed", "drain_streams", "drain_cut",
-                     "engine_stop_failed", "down_after_s", "requests_to_stopped_after_down",
-                     "wake_s"):  # fmt: skip
+        for name in ("sent", "failed", "rotate_sent", "rotate_failed", "drain_streams",
+                     "drain_cut", "engine_stop_failed", "engine_stop_s", "down_after_s",
+                     "requests_to_stopped_after_down", "wake_s"):  # fmt: skip
             value = numbers[name]
             shown = f"{value:.1f}" if isinstance(value, float) else str(value)
             print(f"{name:>32}  {shown}")

@@ -6,9 +6,14 @@ in it with real Terraform; the instance's pieces then run here for real from the
 gave the instance (the bootstrap's render stage, the key sync against the secret apply filled,
 nginx with the rendered gateway config, vLLM's CPU build serving a tiny random Qwen3-VL model);
 ``wait``, ``health``, ``key``, chat requests over TLS verified against the pinned certificate,
-``rotate-key`` and ``destroy`` follow. Everything it starts is stopped on exit, Ctrl-C included.
+``status --timeline``, ``rotate-key`` and ``destroy`` follow. Everything it starts is stopped on
+exit, Ctrl-C included.
 
-    .venv/bin/python scripts/demo.py [--state-dir .demo]
+With ``--replicas 2`` it shows the fleet's data plane instead (scripts/demo_fleet.py): two
+replicas behind HAProxy standing in for the load balancer, under continuous load, through a
+rolling key rotation, a drain with streams in flight, an engine stop and its return.
+
+    .venv/bin/python scripts/demo.py [--state-dir .demo] [--replicas 2]
 """
 
 from __future__ import annotations
@@ -418,6 +423,12 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
         with demo.step("qwen3vl-aws health"):
             demo.note("the units and gpu rows come from the stand-ins, everything else is real")
             demo.cli("health")
+        with demo.step("qwen3vl-aws status --timeline"):
+            demo.note(
+                "where the start's seconds went, from the stages the bootstrap recorded "
+                "(on AWS: launch, boot, packages, weights, engine load, compile, first answer)"
+            )
+            demo.cli("status", "--timeline")
         with demo.step("a first chat through the gateway (TLS verified against the pin)"):
             key = first_chats(demo, deployment)
         with demo.step("qwen3vl-aws rotate-key --grace 0, then a request with the new key"):
@@ -431,6 +442,27 @@ def run_demo(state_dir: Path, console: Any) -> Outcome:
     return demo.outcome
 
 
+def run_fleet_demo(state_dir: Path, console: Any) -> Any:
+    """The fleet demo's steps (scripts/demo_fleet.py) after the emulator; always cleans up."""
+    from demo_fleet import run_fleet_demo as fleet_steps  # scripts/, beside this file
+
+    demo = Demo(state_dir, console)
+    with ExitStack() as stack:
+        with demo.step("start the AWS emulator (Secrets Manager for the replicas' key)"):
+            demo.start_emulator(stack)
+        return fleet_steps(demo, stack)
+
+
+def replicas_option(value: str) -> int:
+    """``--replicas``: only 2 runs here (two CPU vLLM servers are what 2 cores hold)."""
+    if value.strip() != "2":
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: this demo runs exactly 2 replicas (each one a vLLM server on this "
+            "machine's CPU); leave --replicas out for the single-instance demo"
+        )
+    return 2
+
+
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -439,7 +471,7 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None, run: Callable[..., Outcome] = run_demo) -> int:
+def main(argv: list[str] | None = None, run: Callable[..., Any] | None = None) -> int:
     import shutil
 
     from rich.console import Console
@@ -451,7 +483,14 @@ def main(argv: list[str] | None = None, run: Callable[..., Outcome] = run_demo) 
     parser.add_argument(
         "--json", type=Path, help="also write what the demo proved (answers, timings) here"
     )
+    parser.add_argument(
+        "--replicas",
+        type=replicas_option,
+        help="2: the fleet demo (two replicas behind a stand-in load balancer) instead",
+    )
     args = parser.parse_args(argv)
+    if run is None:
+        run = run_fleet_demo if args.replicas else run_demo
     console = Console(highlight=False, emoji=False)
     state_dir = args.state_dir.resolve()
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""The rig's small helpers: user-data installed as cloud-init would, signals held over a start."""
+"""The rig's small helpers: user-data installed as cloud-init would, signals held over a start,
+the fleet's failures grouped for a report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rig.cloudinit import UserDataError, cloud_config, install_write_files, read_env_file
+from rig.fleet import failure_groups
 from rig.procs import held_signals
 
 CLOUD_CONFIG = """#cloud-config
@@ -65,3 +67,20 @@ def test_ctrl_c_while_held_arrives_after_the_block() -> None:
         reached_end_of_block = True
     assert reached_end_of_block
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_fleet_failures_are_grouped_by_replica_and_status() -> None:
+    t0 = 100.0
+    failures = [
+        (150.0, 150.5, "r2", 503),
+        (140.0, 140.2, "r2", 500),
+        (141.0, 152.0, "r2", 503),
+        (145.0, 145.1, "?", "ReadTimeout"),
+        (149.0, 149.5, "r2", 503),
+    ]
+    assert failure_groups(failures, t0) == [
+        "1 x r2 -> 500, t=+40.0..40.2s",
+        "3 x r2 -> 503, t=+41.0..52.0s",
+        "1 x ? -> ReadTimeout, t=+45.0..45.1s",
+    ]
+    assert failure_groups([], t0) == []
