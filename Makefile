@@ -54,6 +54,14 @@ destroy: install ## remove everything apply created (asks first)
 status: install ## what is deployed
 	$(BIN)/qwen3vl-aws status $(ARGS)
 
+# `make demo ARGS=--replicas 2`: make reads the `2` as a goal of its own; hand the words after
+# `demo` to the demo instead, and make them goals that do nothing.
+ifeq ($(firstword $(MAKECMDGOALS)),demo)
+  DEMO_WORDS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+  override ARGS += $(DEMO_WORDS)
+  $(eval $(DEMO_WORDS):;@:)
+endif
+
 demo: $(VENV)/.dev .venv-vllm/.ready system ## the whole flow on this machine, no AWS account: emulator, apply, vLLM on CPU, chat, destroy
 	$(BIN)/python scripts/demo.py $(ARGS)
 
