@@ -15,6 +15,10 @@ from functools import cache
 
 from .paths import userdata_dir
 
+#: A Hugging Face commit: what every pinned checkpoint revision (deploy.env's MODEL_REVISION,
+#: DRAFT_MODEL_REVISION, versions.env's MODEL_REVISION_*) must be.
+HF_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
 
 @dataclass(frozen=True)
 class InstalledFile:

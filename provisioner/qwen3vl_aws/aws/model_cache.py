@@ -17,9 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..contract import HF_COMMIT as REVISION
 from ..errors import UsageError
 from ..paths import state_home
-from ..serving.versions import COMMIT as REVISION
 from .terraform import Terraform
 
 STACK_SUBDIR = "model-cache"

@@ -10,6 +10,7 @@ import re
 from functools import cache
 from pathlib import Path
 
+from ..contract import HF_COMMIT
 from ..errors import Qwen3vlError, UsageError
 from ..paths import userdata_dir
 
@@ -47,10 +48,6 @@ def tools_requirements(path: Path | None = None) -> list[str]:
     return [f"huggingface_hub=={pins['HF_HUB_VERSION']}", f"boto3=={pins['BOTO3_VERSION']}"]
 
 
-#: A Hugging Face commit: what every pinned checkpoint revision must be.
-COMMIT = re.compile(r"^[0-9a-f]{40}$")
-
-
 def revision_key(model_id: str) -> str:
     """The versions.env key of a checkpoint's pinned commit, as the bootstrap builds it:
     ``MODEL_REVISION_`` + the name after the owner, upper-cased, ``-`` and ``.`` as ``_``."""
@@ -66,7 +63,7 @@ def draft_revision(draft_model_id: str | None, given: str | None, path: Path | N
     """The commit a speculative draft is downloaded at: ``given`` (``apply --draft-revision``),
     else versions.env's pin; "" without a draft. Refuses a draft with neither, so that no
     instance downloads whatever the draft's main branch holds on the day it boots."""
-    if given is not None and not COMMIT.match(given):
+    if given is not None and not HF_COMMIT.match(given):
         raise UsageError(
             f"--draft-revision {given!r} is not a 40-character commit hash (the draft's commit "
             "history on the hub lists them)."
