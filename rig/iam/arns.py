@@ -24,7 +24,8 @@ from typing import Any
 UNSCOPED = re.compile(
     r"^(ec2:Describe\w+|ec2:GetConsoleOutput|iam:List(Roles|Policies|InstanceProfiles)"
     r"|pricing:\w+|sts:GetCallerIdentity|secretsmanager:(ListSecrets|GetRandomPassword)"
-    r"|ssm:(GetCommandInvocation|ListCommandInvocations|ListCommands|DescribeInstanceInformation))$"
+    r"|ssm:(GetCommandInvocation|ListCommandInvocations|ListCommands|DescribeInstanceInformation)"
+    r"|autoscaling:Describe\w+)$"
 )
 
 
