@@ -134,3 +134,27 @@ def test_only_in_service_instances_are_synced() -> None:
             return {"AutoScalingGroups": [{"Instances": instances}]}
 
     assert in_service_instances(Autoscaling(), "g") == ["i-1", "i-3"]
+
+
+def test_a_fleet_session_syncs_its_group_and_checks_keys_through_the_load_balancer() -> None:
+    from qwen3vl_aws.deployment import Deployment
+    from qwen3vl_aws.fleet.certificate import make_certificate
+    from qwen3vl_aws.instance.endpoint import pin_certificate
+    from qwen3vl_aws.instance.keysync import ChannelKeySync
+    from qwen3vl_aws.session import DeploymentSession
+    from test_ssm_channel import Clients
+
+    alb = "q3vl-123.us-east-1.elb.amazonaws.com"
+    fleet = Deployment(
+        name="fleet", region="us-east-1", instance_type="g6.xlarge",
+        endpoint=f"https://{alb}/v1", fleet={"autoscaling_group_name": "fleet-fleet"},
+    )  # fmt: skip
+    pin_certificate(fleet, make_certificate(alb).cert_pem.decode())
+    session = DeploymentSession(fleet, Clients())
+
+    assert isinstance(session.key_sync(), FleetKeySync)
+    session.key_check()  # the listener's certificate is pinned: no error
+    assert str(session.endpoint().base_url) == f"https://{alb}"
+    single = Deployment(name="one", region="us-east-1", instance_type="g6.xlarge",
+                        instance_id="i-0123456789abcdef0")  # fmt: skip
+    assert isinstance(DeploymentSession(single, Clients()).key_sync(), ChannelKeySync)
