@@ -158,3 +158,52 @@ def test_a_fleet_session_syncs_its_group_and_checks_keys_through_the_load_balanc
     single = Deployment(name="one", region="us-east-1", instance_type="g6.xlarge",
                         instance_id="i-0123456789abcdef0")  # fmt: skip
     assert isinstance(DeploymentSession(single, Clients()).key_sync(), ChannelKeySync)
+
+
+def replica_root(tmp_path, name: str, exit_code: int) -> dict[str, str]:
+    """A replica whose qwen3vl-keysync stand-in logs its arguments, and when it started and
+    ended, then exits with ``exit_code``."""
+    import os
+    import stat
+
+    from qwen3vl_aws.contract import instance_contract
+
+    root = tmp_path / name
+    script = root / instance_contract().paths["keysync"].lstrip("/")
+    script.parent.mkdir(parents=True)
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$(date +%s.%N) start {name} $*" >> "{tmp_path}/log"\n'
+        "sleep 0.3\n"
+        f'echo "$(date +%s.%N) end {name}" >> "{tmp_path}/log"\n'
+        f'[ {exit_code} = 0 ] || echo "keysync failed on {name}" >&2\n'
+        f"exit {exit_code}\n"
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    return {**os.environ, "QWEN3VL_ROOT": str(root)}
+
+
+def test_over_run_command_replicas_run_one_at_a_time_and_stop_at_the_first_failure(
+    tmp_path,
+) -> None:
+    """The product's SSM code (send, botocore's command_executed waiter, outcomes) against the
+    rig's Run Command, which runs the command for real: one replica at a time, no replica
+    started after the first failure."""
+    from rig.run_command import LocalRunCommand
+
+    replicas = {"i-1": replica_root(tmp_path, "i-1", 0), "i-2": replica_root(tmp_path, "i-2", 1),
+                "i-3": replica_root(tmp_path, "i-3", 0)}  # fmt: skip
+    ssm = LocalRunCommand(replicas)
+    reports: list[str] = []
+    sync = FleetKeySync(SsmCommands(ssm, poll_delay=0.1, delivery_timeout=30),
+                        lambda: list(replicas), reports.append, timeout=30)  # fmt: skip
+
+    with pytest.raises(ChannelError) as err:
+        sync.sync("v-cur", "v-pend")
+
+    log = [line.split()[1:] for line in (tmp_path / "log").read_text().splitlines()]
+    args = ["--current", "v-cur", "--pending", "v-pend"]
+    assert log == [["start", "i-1", *args], ["end", "i-1"], ["start", "i-2", *args], ["end", "i-2"]]
+    assert ssm.peak_running == 1 and len(ssm.requests) == 1
+    assert "i-2: exit 1: keysync failed on i-2" in str(err.value)
+    assert "i-3: not run" in str(err.value)
