@@ -58,26 +58,21 @@ def in_service_instances(autoscaling: Any, group_name: str) -> list[str]:
     )
 
 
+@dataclass
 class FleetKeySync:
-    """An ``InstanceSync`` over every InService replica of a group, rolled by SSM itself."""
+    """An ``InstanceSync`` over every InService replica of a group, rolled by SSM itself.
 
-    def __init__(
-        self,
-        commands: SsmCommands,
-        replicas: Callable[[], list[str]],
-        report: Callable[[str], None],
-        *,
-        max_concurrency: str = "1",
-        timeout: float = EXECUTION_TIMEOUT,
-    ) -> None:
-        self._commands = commands
-        self._replicas = replicas
-        self._report = report
-        self._max_concurrency = max_concurrency
-        self._timeout = timeout
+    ``replicas`` lists the instance ids at each sync; ``report`` hears each replica's outcome.
+    """
+
+    commands: SsmCommands
+    replicas: Callable[[], list[str]]
+    report: Callable[[str], None]
+    max_concurrency: str = "1"
+    timeout: float = EXECUTION_TIMEOUT
 
     def sync(self, current: str, pending: str | None) -> None:
-        ids = self._replicas()
+        ids = self.replicas()
         if not ids:
             raise CheckFailed(
                 "No replica is InService, so none can take the key and the load balancer "
@@ -85,17 +80,17 @@ class FleetKeySync:
                 "`qwen3vl-aws wait`), then rotate again."
             )
         # Queued replicas wait for those before them: delivery may take that long.
-        delivery = self._commands.delivery_timeout + len(ids) * self._timeout
-        command_id = self._commands.send(
+        delivery = self.commands.delivery_timeout + len(ids) * self.timeout
+        command_id = self.commands.send(
             ids,
             keysync_script(current, pending),
-            self._timeout,
-            MaxConcurrency=self._max_concurrency,
+            self.timeout,
+            MaxConcurrency=self.max_concurrency,
             MaxErrors="0",
             TimeoutSeconds=min(int(delivery), MAX_DELIVERY_TIMEOUT),
         )
-        self._report(
-            f"Key sync sent to {len(ids)} replica(s), {self._max_concurrency} at a time "
+        self.report(
+            f"Key sync sent to {len(ids)} replica(s), {self.max_concurrency} at a time "
             f"(SSM command {command_id})"
         )
         outcomes = self._collect(command_id, ids, deadline=time.monotonic() + delivery + 30)
@@ -119,14 +114,14 @@ class FleetKeySync:
             else:
                 outcome = self._wait(command_id, instance_id, deadline)
             verdict = "key synced" if outcome.ok else f"FAILED: {outcome.detail}"
-            self._report(f"  replica {instance_id} ({n}/{len(ids)}): {verdict}")
+            self.report(f"  replica {instance_id} ({n}/{len(ids)}): {verdict}")
             outcomes.append(outcome)
         return outcomes
 
     def _wait(self, command_id: str, instance_id: str, deadline: float) -> ReplicaOutcome:
         budget = max(1.0, deadline - time.monotonic())
         try:
-            result = self._commands.wait(command_id, instance_id, self._timeout, budget)
+            result = self.commands.wait(command_id, instance_id, self.timeout, budget)
         except ChannelError as exc:
             return ReplicaOutcome(instance_id, False, str(exc))
         if result.ok:
@@ -137,7 +132,7 @@ class FleetKeySync:
     def _started(self, command_id: str, instance_id: str) -> bool:
         """Whether the invocation on ``instance_id`` ran or is running (not merely queued)."""
         try:
-            status = self._commands.ssm.get_command_invocation(
+            status = self.commands.ssm.get_command_invocation(
                 CommandId=command_id, InstanceId=instance_id
             )["Status"]
         except botocore.exceptions.ClientError:
