@@ -69,10 +69,23 @@ def switch_off_by_hand(zero: Fleet) -> None:
 
 
 def set_desired(zero: Fleet, desired: int) -> list[str]:
-    autoscaling = zero.client("autoscaling")
+    """Move the group's desired capacity; what it terminates leaves the target group, as Auto
+    Scaling deregisters it (moto leaves it registered)."""
+    autoscaling, elbv2 = zero.client("autoscaling"), zero.client("elbv2")
     group = zero.pieces["autoscaling_group_name"]
     autoscaling.set_desired_capacity(AutoScalingGroupName=group, DesiredCapacity=desired)
-    return [i["InstanceId"] for i in zero.group()["Instances"]]
+    members = [i["InstanceId"] for i in zero.group()["Instances"]]
+    target_group = zero.pieces["target_group_arn"]
+    gone = [
+        {"Id": t["Target"]["Id"]}
+        for t in elbv2.describe_target_health(TargetGroupArn=target_group)[
+            "TargetHealthDescriptions"
+        ]
+        if t["Target"]["Id"] not in members
+    ]
+    if gone:
+        elbv2.deregister_targets(TargetGroupArn=target_group, Targets=gone)
+    return members
 
 
 def runbook(zero: Fleet) -> dict:
@@ -243,3 +256,31 @@ def test_an_instance_leaving_a_serving_group_changes_nothing(
 def test_terraform_leaves_the_switched_rule_alone(zero: Fleet, tmp_path: Path) -> None:
     switch_off_by_hand(zero)
     assert not zero.tf.plan().has_changes
+
+
+def test_wake_report_reads_the_rule_the_group_and_the_targets(zero: Fleet) -> None:
+    """fleet.wake against the emulator's real pieces (moto records no scaling activities and no
+    load-balancer metrics, so there is no last wake to measure here; see test_fleet_wake.py)."""
+    from qwen3vl_aws.aws.clients import ClientFactory
+    from qwen3vl_aws.deployment import Deployment
+    from qwen3vl_aws.fleet.wake import wake_report
+
+    record = Deployment(name=NAME, region="us-east-1", instance_type="g5.xlarge",
+                        fleet=zero.pieces)  # fmt: skip
+    (rule,) = zero.client("elbv2").describe_rules(RuleArns=[zero.pieces["at_zero_rule_arn"]])[
+        "Rules"
+    ]
+    body = json.loads(rule["Actions"][0]["FixedResponseConfig"]["MessageBody"])
+    set_desired(zero, 0)
+    zero.client("elbv2").modify_rule(
+        RuleArn=zero.pieces["at_zero_rule_arn"],
+        Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/*"]}}],
+    )
+
+    at_zero = wake_report(ClientFactory("us-east-1"), record)
+
+    assert (at_zero.state, at_zero.client_status, at_zero.client_body) == ("at_zero", 503, body)
+    assert at_zero.retry_after == zero.variables.get("retry_after_seconds", 300)
+    set_desired(zero, 1)  # moto reports the new instance's target healthy at once
+    serving = wake_report(ClientFactory("us-east-1"), record)
+    assert (serving.state, serving.healthy) == ("serving", 1)
