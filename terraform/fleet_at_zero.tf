@@ -24,6 +24,20 @@ locals {
   # longest a healthy boot may take) and ten minutes for the health check's threshold.
   at_zero_wait_seconds = var.health_check_grace_seconds + 600
   at_zero_account      = one(data.aws_caller_identity.current[*].account_id)
+  at_zero_roles = local.scale_to_zero_count == 0 ? {} : {
+    events  = { service = "events.amazonaws.com", does = "EventBridge starts the at-zero runbook" }
+    runbook = { service = "ssm.amazonaws.com", does = "the at-zero runbook reads the group and switches its listener rule" }
+  }
+  # The runbook's step that reads the group's desired capacity (run first, and after the wait).
+  at_zero_read_group = {
+    action  = "aws:executeAwsApi"
+    inputs  = { Service = "autoscaling", Api = "DescribeAutoScalingGroups", AutoScalingGroupNames = [local.group_name] }
+    outputs = [{ Name = "Desired", Selector = "$.AutoScalingGroups[0].DesiredCapacity", Type = "Integer" }]
+  }
+  at_zero_switch = {
+    switchOn  = { Field = "path-pattern", PathPatternConfig = { Values = ["/*"] } }
+    switchOff = { Field = "http-header", HttpHeaderConfig = { HttpHeaderName = local.at_zero_header, Values = ["off"] } }
+  }
   # The group's events that may change whether it is at zero.
   at_zero_events = [
     "EC2 Instance Launch Successful",
@@ -77,89 +91,63 @@ resource "aws_ssm_document" "at_zero" {
   content = jsonencode({
     schemaVersion = "0.3"
     description   = "qwen3vl-aws ${var.name}: the at-zero 503 rule is in force only while the fleet's group is at zero."
-    assumeRole    = aws_iam_role.at_zero_automation[0].arn
+    assumeRole    = aws_iam_role.at_zero["runbook"].arn
     parameters = {
       InstanceId = { type = "String", description = "The instance the group's event is about.", default = "" }
       Transition = { type = "String", description = "The event's detail-type.", default = "" }
     }
-    mainSteps = [
-      {
-        name   = "readGroup"
-        action = "aws:executeAwsApi"
-        inputs = {
-          Service               = "autoscaling"
-          Api                   = "DescribeAutoScalingGroups"
-          AutoScalingGroupNames = [local.group_name]
-        }
-        outputs = [{ Name = "Desired", Selector = "$.AutoScalingGroups[0].DesiredCapacity", Type = "Integer" }]
-      },
-      {
-        name   = "atZeroOrLaunched"
-        action = "aws:branch"
-        inputs = {
-          Choices = [
-            { NextStep = "switchOn", Variable = "{{ readGroup.Desired }}", NumericEquals = 0 },
-            { NextStep = "waitHealthy", Variable = "{{ Transition }}", StringEquals = "EC2 Instance Launch Successful" },
-          ]
-        }
-        isEnd = true # neither: an instance left a group that still serves; nothing to switch
-      },
-      {
-        name           = "waitHealthy"
-        action         = "aws:waitForAwsResourceProperty"
-        timeoutSeconds = local.at_zero_wait_seconds
-        onFailure      = "step:readGroupAgain" # timed out (the replica never served): decide anyway
-        nextStep       = "readGroupAgain"
-        inputs = {
-          Service          = "elbv2"
-          Api              = "DescribeTargetHealth"
-          TargetGroupArn   = aws_lb_target_group.this[0].arn
-          Targets          = [{ Id = "{{ InstanceId }}" }]
-          PropertySelector = "$.TargetHealthDescriptions[0].TargetHealth.State"
-          DesiredValues    = ["healthy"]
-        }
-      },
-      {
-        name   = "readGroupAgain"
-        action = "aws:executeAwsApi"
-        inputs = {
-          Service               = "autoscaling"
-          Api                   = "DescribeAutoScalingGroups"
-          AutoScalingGroupNames = [local.group_name]
-        }
-        outputs = [{ Name = "Desired", Selector = "$.AutoScalingGroups[0].DesiredCapacity", Type = "Integer" }]
-      },
-      {
-        name   = "stillAtZero"
-        action = "aws:branch"
-        inputs = {
-          Choices = [{ NextStep = "switchOn", Variable = "{{ readGroupAgain.Desired }}", NumericEquals = 0 }]
-          Default = "switchOff"
-        }
-      },
-      {
-        name   = "switchOn"
+    mainSteps = concat(
+      [
+        merge(local.at_zero_read_group, { name = "readGroup" }),
+        {
+          name   = "atZeroOrLaunched"
+          action = "aws:branch"
+          inputs = {
+            Choices = [
+              { NextStep = "switchOn", Variable = "{{ readGroup.Desired }}", NumericEquals = 0 },
+              { NextStep = "waitHealthy", Variable = "{{ Transition }}", StringEquals = "EC2 Instance Launch Successful" },
+            ]
+          }
+          isEnd = true # neither: an instance left a group that still serves; nothing to switch
+        },
+        {
+          name           = "waitHealthy"
+          action         = "aws:waitForAwsResourceProperty"
+          timeoutSeconds = local.at_zero_wait_seconds
+          onFailure      = "step:readGroupAgain" # timed out (the replica never served): decide anyway
+          nextStep       = "readGroupAgain"
+          inputs = {
+            Service          = "elbv2"
+            Api              = "DescribeTargetHealth"
+            TargetGroupArn   = aws_lb_target_group.this[0].arn
+            Targets          = [{ Id = "{{ InstanceId }}" }]
+            PropertySelector = "$.TargetHealthDescriptions[0].TargetHealth.State"
+            DesiredValues    = ["healthy"]
+          }
+        },
+        merge(local.at_zero_read_group, { name = "readGroupAgain" }),
+        {
+          name   = "stillAtZero"
+          action = "aws:branch"
+          inputs = {
+            Choices = [{ NextStep = "switchOn", Variable = "{{ readGroupAgain.Desired }}", NumericEquals = 0 }]
+            Default = "switchOff"
+          }
+        },
+      ],
+      # Switch: on, every request matches; off, only a header no client sends.
+      [for name, condition in local.at_zero_switch : {
+        name   = name
         action = "aws:executeAwsApi"
         inputs = {
           Service    = "elbv2"
           Api        = "ModifyRule"
           RuleArn    = aws_lb_listener_rule.at_zero[0].arn
-          Conditions = [{ Field = "path-pattern", PathPatternConfig = { Values = ["/*"] } }]
+          Conditions = [condition]
         }
         isEnd = true
-      },
-      {
-        name   = "switchOff"
-        action = "aws:executeAwsApi"
-        inputs = {
-          Service    = "elbv2"
-          Api        = "ModifyRule"
-          RuleArn    = aws_lb_listener_rule.at_zero[0].arn
-          Conditions = [{ Field = "http-header", HttpHeaderConfig = { HttpHeaderName = local.at_zero_header, Values = ["off"] } }]
-        }
-        isEnd = true
-      },
-    ]
+      }],
+    )
   })
 }
 
@@ -180,7 +168,7 @@ resource "aws_cloudwatch_event_target" "at_zero" {
   rule      = aws_cloudwatch_event_rule.at_zero[0].name
   target_id = "at-zero-runbook"
   arn       = "arn:${data.aws_partition.current.partition}:ssm:${var.region}:${local.at_zero_account}:automation-definition/${aws_ssm_document.at_zero[0].name}:$DEFAULT"
-  role_arn  = aws_iam_role.at_zero_events[0].arn
+  role_arn  = aws_iam_role.at_zero["events"].arn
 
   # An Automation target takes the runbook's parameters, each a list of strings.
   input_transformer {
@@ -194,16 +182,17 @@ resource "aws_cloudwatch_event_target" "at_zero" {
 
 # --- roles: EventBridge may start this runbook only; the runbook may switch this rule only ---
 
-data "aws_iam_policy_document" "assume_events" {
-  count = local.scale_to_zero_count
+# One role per service: EventBridge (starts the runbook) and SSM Automation (runs it).
+data "aws_iam_policy_document" "at_zero_assume" {
+  for_each = local.at_zero_roles
 
   statement {
-    sid     = "EventBridgeAssumeRole"
+    sid     = "AssumedBy${title(each.key)}"
     actions = ["sts:AssumeRole"]
 
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com"]
+      identifiers = [each.value.service]
     }
 
     condition {
@@ -214,12 +203,12 @@ data "aws_iam_policy_document" "assume_events" {
   }
 }
 
-resource "aws_iam_role" "at_zero_events" {
-  count              = local.scale_to_zero_count
-  name_prefix        = "${var.name}-at-zero-events-"
+resource "aws_iam_role" "at_zero" {
+  for_each           = local.at_zero_roles
+  name_prefix        = "${var.name}-at-zero-${each.key}-"
   path               = local.iam_path
-  description        = "qwen3vl-aws ${var.name}: EventBridge starts the at-zero runbook"
-  assume_role_policy = data.aws_iam_policy_document.assume_events[0].json
+  description        = "qwen3vl-aws ${var.name}: ${each.value.does}"
+  assume_role_policy = data.aws_iam_policy_document.at_zero_assume[each.key].json
 }
 
 data "aws_iam_policy_document" "at_zero_events" {
@@ -234,7 +223,7 @@ data "aws_iam_policy_document" "at_zero_events" {
   statement {
     sid       = "PassTheAutomationRoleToSsmOnly"
     actions   = ["iam:PassRole"]
-    resources = [aws_iam_role.at_zero_automation[0].arn]
+    resources = [aws_iam_role.at_zero["runbook"].arn]
 
     condition {
       test     = "StringEquals"
@@ -244,42 +233,7 @@ data "aws_iam_policy_document" "at_zero_events" {
   }
 }
 
-resource "aws_iam_role_policy" "at_zero_events" {
-  count  = local.scale_to_zero_count
-  name   = "start-at-zero-runbook"
-  role   = aws_iam_role.at_zero_events[0].id
-  policy = data.aws_iam_policy_document.at_zero_events[0].json
-}
-
-data "aws_iam_policy_document" "assume_ssm" {
-  count = local.scale_to_zero_count
-
-  statement {
-    sid     = "SsmAutomationAssumeRole"
-    actions = ["sts:AssumeRole"]
-
-    principals {
-      type        = "Service"
-      identifiers = ["ssm.amazonaws.com"]
-    }
-
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.at_zero_account]
-    }
-  }
-}
-
-resource "aws_iam_role" "at_zero_automation" {
-  count              = local.scale_to_zero_count
-  name_prefix        = "${var.name}-at-zero-run-"
-  path               = local.iam_path
-  description        = "qwen3vl-aws ${var.name}: the at-zero runbook reads the group and switches its listener rule"
-  assume_role_policy = data.aws_iam_policy_document.assume_ssm[0].json
-}
-
-data "aws_iam_policy_document" "at_zero_automation" {
+data "aws_iam_policy_document" "at_zero_runbook" {
   count = local.scale_to_zero_count
 
   statement {
@@ -296,9 +250,12 @@ data "aws_iam_policy_document" "at_zero_automation" {
   }
 }
 
-resource "aws_iam_role_policy" "at_zero_automation" {
-  count  = local.scale_to_zero_count
-  name   = "switch-at-zero-rule"
-  role   = aws_iam_role.at_zero_automation[0].id
-  policy = data.aws_iam_policy_document.at_zero_automation[0].json
+resource "aws_iam_role_policy" "at_zero" {
+  for_each = local.at_zero_roles
+  name     = "at-zero-${each.key}"
+  role     = aws_iam_role.at_zero[each.key].id
+  policy = {
+    events  = one(data.aws_iam_policy_document.at_zero_events[*].json)
+    runbook = one(data.aws_iam_policy_document.at_zero_runbook[*].json)
+  }[each.key]
 }
