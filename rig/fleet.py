@@ -37,6 +37,8 @@ class FleetReport:
     sent: int = 0
     failed: int = 0
     rotate_failed: int = 0
+    rotate_commands: int = 0  # SendCommand requests of the rotation (one per sync)
+    rotate_peak_running: int = 0  # the most replicas that ran the key sync at once
     drain_streams: int = 0  # streams in flight on the drained replica when it was drained
     drain_cut: int = 0
     engine_stop_failed: int = 0
@@ -177,15 +179,15 @@ def _api_requests_after(gateway: Gateway, after: float) -> int:
 def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> FleetReport:
     """Bring up two replicas and the balancer, then rotate, drain, stop an engine, wake it."""
     import boto3
-    from qwen3vl_aws.fleet.rotation import RollingKeySync
+    from qwen3vl_aws.fleet.keysync import FleetKeySync
+    from qwen3vl_aws.instance.channel.ssm import SsmCommands
     from qwen3vl_aws.instance.endpoint import EndpointKeyCheck, https_client
-    from qwen3vl_aws.instance.keysync import ChannelKeySync
     from qwen3vl_aws.keys.keygen import generate_key
     from qwen3vl_aws.keys.rotation import Rotation
     from qwen3vl_aws.keys.secret import SecretStore
     from qwen3vl_aws.serving.planner import plan_serving
 
-    from .local import LocalChannel
+    from .run_command import LocalRunCommand
     from .vllm import build_tiny_model
 
     plan = plan_serving(RIG_INSTANCE_TYPE)
@@ -236,19 +238,24 @@ def run_fleet(work: Path, moto_endpoint: str, report: Callable[[str], None]) -> 
 
             time.sleep(3)
             mark("rotation")
-            # 1. A rolling rotation: every replica accepts both keys, the pending key is
-            # verified through the balancer, promoted, then every replica drops the old one.
+            # 1. A rolling rotation: one Run Command per sync over both replicas (the rig's
+            # stand-in for SSM runs it for real, one replica at a time), every replica accepts
+            # both keys, the pending key is verified through the balancer, promoted, then every
+            # replica drops the old one.
             started = time.monotonic()
-            sync = RollingKeySync(
-                [(n, ChannelKeySync(LocalChannel(env={**os.environ, **g.aws_env,
-                                                      "QWEN3VL_ROOT": str(g.root)})))
-                 for n, g in gateways.items()],
-                report,
+            run_command = LocalRunCommand(
+                {n: {**os.environ, **g.aws_env, "QWEN3VL_ROOT": str(g.root)}
+                 for n, g in gateways.items()}
             )  # fmt: skip
+            sync = FleetKeySync(
+                SsmCommands(run_command, poll_delay=0.2), lambda: list(gateways), report
+            )
             check = EndpointKeyCheck(https_client(balancer.base_url, balancer.cert_path))
             Rotation(store, sync, check, report=report, settle=5).rotate(grace=2)
             time.sleep(1)
             rotation_window = (started, time.monotonic())
+            result.rotate_commands = len(run_command.requests)
+            result.rotate_peak_running = run_command.peak_running
             mark("drain")
 
             # 2. Drain r1 with streams in flight: no new requests (the balancer's drain = the
