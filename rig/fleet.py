@@ -39,6 +39,8 @@ class FleetReport:
     failed: int = 0
     rotate_sent: int = 0  # requests of the load in flight during the rotation
     rotate_failed: int = 0
+    rotate_commands: int = 0  # SendCommand requests of the rotation (one per sync)
+    rotate_peak_running: int = 0  # the most replicas that ran the key sync at once
     drain_streams: int = 0  # streams in flight on the drained replica when it was drained
     drain_cut: int = 0
     engine_stop_failed: int = 0
@@ -270,27 +272,32 @@ class Fleet:
     def rotate(self) -> None:
         """A rolling rotation: every replica accepts both keys, the pending key is verified
         through the balancer, promoted, then every replica drops the old one."""
-        from qwen3vl_aws.fleet.rotation import RollingKeySync
+        from qwen3vl_aws.fleet.keysync import FleetKeySync
+        from qwen3vl_aws.instance.channel.ssm import SsmCommands
         from qwen3vl_aws.instance.endpoint import EndpointKeyCheck, https_client
-        from qwen3vl_aws.instance.keysync import ChannelKeySync
         from qwen3vl_aws.keys.rotation import Rotation
 
-        from .local import LocalChannel
+        from .run_command import LocalRunCommand
 
         self._mark("rotation")
         started = time.monotonic()
-        sync = RollingKeySync(
-            [(n, ChannelKeySync(LocalChannel(env={**os.environ, **r.gateway.aws_env,
-                                                  "QWEN3VL_ROOT": str(r.gateway.root)})))
-             for n, r in self.replicas.items()],
-            self._report,
+        # One Run Command per sync over both replicas (the rig's stand-in for SSM runs it for
+        # real, one replica at a time).
+        run_command = LocalRunCommand(
+            {n: {**os.environ, **r.gateway.aws_env, "QWEN3VL_ROOT": str(r.gateway.root)}
+             for n, r in self.replicas.items()}
         )  # fmt: skip
+        sync = FleetKeySync(
+            SsmCommands(run_command, poll_delay=0.2), lambda: list(self.replicas), self._report
+        )
         check = EndpointKeyCheck(https_client(self.balancer.base_url, self.balancer.cert_path))
         Rotation(self.store, sync, check, report=self._report, settle=5).rotate(grace=2)
         time.sleep(1)
         during = self.load.between(started, time.monotonic())
         self.result.rotate_sent = len(during)
         self.result.rotate_failed = sum(1 for o in during if o[3] != 200)
+        self.result.rotate_commands = len(run_command.requests)
+        self.result.rotate_peak_running = run_command.peak_running
 
     def drain(self, name: str = REPLICAS[0]) -> None:
         """Drain ``name`` with streams in flight: no new requests (the balancer's drain = the

@@ -3,7 +3,9 @@
 #   to the namespace local.metric_namespace; a target-tracking policy keeps the load per
 #   in-service instance at target_load;
 # - with MIN = 0, an alarm scales the group to zero after idle_minutes without requests, and a
-#   wake alarm (requests knocking while the group is at zero) sets it back to one;
+#   wake alarm (requests knocking while the group is at zero) sets it back to one; while it is
+#   at zero a listener rule answers a JSON 503, switched by the group's own events
+#   (fleet_at_zero.tf);
 # - a termination lifecycle hook holds a leaving instance while it drains (qwen3vl-fleet drain).
 
 locals {
@@ -206,46 +208,5 @@ resource "aws_cloudwatch_metric_alarm" "wake" {
         stat        = "Sum"
       }
     }
-  }
-}
-
-# While the group is at zero, this rule answers every request with a JSON 503 that says the
-# fleet is waking and when to retry. The ALB cannot add headers to a fixed response, so the
-# retry time is in the body (retry_after), not in a Retry-After header. It is created switched
-# off (it matches only a header no client sends); switching it on (condition path "/*") when the
-# group goes to zero and off when a replica serves is left to the operator's commands (see
-# docs/high-availability.md), and Terraform leaves the condition alone. Without it, a request at
-# zero gets the ALB's own 503 (no targets), which the wake alarm counts just the same.
-resource "aws_lb_listener_rule" "at_zero" {
-  count        = local.scale_to_zero_count
-  listener_arn = aws_lb_listener.https[0].arn
-  priority     = 1
-
-  action {
-    type = "fixed-response"
-
-    fixed_response {
-      content_type = "application/json"
-      status_code  = "503"
-      message_body = jsonencode({
-        error = {
-          message     = "The fleet is scaled to zero and is starting a replica. Retry in about ${var.retry_after_seconds} seconds."
-          type        = "server_error"
-          code        = "scaled_to_zero"
-          retry_after = var.retry_after_seconds
-        }
-      })
-    }
-  }
-
-  condition {
-    http_header {
-      http_header_name = "X-Qwen3vl-At-Zero"
-      values           = ["off"]
-    }
-  }
-
-  lifecycle {
-    ignore_changes = [condition]
   }
 }

@@ -64,24 +64,38 @@ class DeploymentSession:
 
         return pinned_client(self.record, api_key)
 
-    def key_sync(self) -> InstanceSync:
-        """Brings the instance's key file in line with secret versions (over the channel)."""
+    def key_sync(self, report: Callable[[str], None] = lambda _msg: None) -> InstanceSync:
+        """Brings the instance's key file in line with secret versions (over the channel); for
+        a fleet, every InService replica's, with one SSM command by instance ids (``report``
+        hears each replica's outcome)."""
+        if self.record.is_fleet:
+            from .fleet.keysync import FleetKeySync, in_service_instances
+            from .instance.channel.ssm import SsmCommands
+
+            group = self.record.fleet["autoscaling_group_name"]
+            autoscaling = self.clients.client("autoscaling")
+            return FleetKeySync(
+                SsmCommands(self.clients.client("ssm")),
+                lambda: in_service_instances(autoscaling, group),
+                report,
+            )
         from .instance.keysync import ChannelKeySync
 
         return ChannelKeySync(self.channel)
 
     def key_check(self) -> KeyCheck:
-        """Asks the endpoint, through the pinned client, whether it accepts a key."""
+        """Asks the endpoint, through the pinned client, whether it accepts a key (for a fleet,
+        the load balancer's HTTPS listener: ``record.endpoint`` is its URL)."""
         from .instance.endpoint import EndpointKeyCheck, require_pinned
 
         require_pinned(self.record)
         return EndpointKeyCheck(self.endpoint())
 
     def rotation(self, *, report: Callable[[str], None]) -> Rotation:
-        """The key rotation of this deployment: its secret, its instance, its endpoint."""
+        """The key rotation of this deployment: its secret, its instance(s), its endpoint."""
         from .keys.rotation import Rotation
 
-        return Rotation(self.secret(), self.key_sync(), self.key_check(), report=report)
+        return Rotation(self.secret(), self.key_sync(report), self.key_check(), report=report)
 
     def price(self) -> Price:
         """The instance type's hourly price in the deployment's region."""

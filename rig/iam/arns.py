@@ -24,7 +24,8 @@ from typing import Any
 UNSCOPED = re.compile(
     r"^(ec2:Describe\w+|ec2:GetConsoleOutput|iam:List(Roles|Policies|InstanceProfiles)"
     r"|pricing:\w+|sts:GetCallerIdentity|secretsmanager:(ListSecrets|GetRandomPassword)"
-    r"|ssm:(GetCommandInvocation|ListCommandInvocations|ListCommands|DescribeInstanceInformation))$"
+    r"|ssm:(GetCommandInvocation|ListCommandInvocations|ListCommands|DescribeInstanceInformation)"
+    r"|autoscaling:Describe\w+|elasticloadbalancing:Describe\w+)$"
 )
 
 
@@ -216,6 +217,7 @@ MAPPED: dict[str, Callable[[Request], list[str]]] = {
         *[req.ec2_arn("vpc", v) for v in req.values("VpcId")],
     ],
     "ssm:SendCommand": _send_command,
+    "elasticloadbalancing:ModifyRule": lambda req: req.values("RuleArn"),
     "ssm:GetParameter": _parameters,
     "ssm:GetParameters": _parameters,
     "sts:AssumeRole": _assume_role,

@@ -449,6 +449,9 @@ OPERATOR_GRANTS_NOT_EXERCISED = {
     "Deep Learning AMI parameter to resolve",
     "pricing:GetProducts is granted but never called": "moto has no Price List API; apply falls "
     "back to its catalog",
+    "autoscaling:DescribeAutoScalingGroups is granted but never called": "rotate-key on a fleet "
+    "lists the group's replicas; this cycle deploys one instance (tests/integration/"
+    "test_fleet_rotate_ssm.py runs it under this policy)",
     "ssm:DescribeInstanceInformation is granted but never called": "wait and health ask it "
     "whether the agent is online; both need an endpoint that answers, which the emulator lacks",
 }

@@ -1,6 +1,7 @@
 """Two rig replicas (a real vLLM and nginx gateway each) behind HAProxy configured from the
 module's target group, under continuous load (rig/fleet.py, also bench/fleet.py): a rolling key
-rotation fails no request, draining a replica cuts no stream, and once a replica's engine stops
+rotation (the product's fleet key sync over the rig's Run Command, real qwen3vl-keysync) fails no
+request, draining a replica cuts no stream, and once a replica's engine stops
 the balancer takes it out within the health check's window, every failure in that window
 counted and none outside it.
 """
@@ -38,6 +39,9 @@ def fleet(moto_server: str, tmp_path_factory: pytest.TempPathFactory) -> FleetRe
 
 def test_a_rolling_rotation_fails_no_request(fleet: FleetReport) -> None:
     assert fleet.rotate_failed == 0, fleet.failures
+    # Over Run Command by instance ids: one command per sync (both keys, then the new one only),
+    # one replica at a time.
+    assert (fleet.rotate_commands, fleet.rotate_peak_running) == (2, 1)
 
 
 def test_draining_a_replica_cuts_no_stream(fleet: FleetReport) -> None:

@@ -153,3 +153,51 @@ def test_exec_says_when_ssm_truncated_the_output(deployed):
 
     assert result.exit_code == 0
     assert "Output truncated by SSM" in result.stderr
+
+
+class ReplicaCommands:
+    """SSM stand-in for FleetKeySync: each sent key sync reaches the FakeGateway (the replicas
+    behind one balancer) and every replica's invocation succeeds."""
+
+    delivery_timeout = 30
+
+    def __init__(self, gateway) -> None:
+        self._gateway = gateway
+        self.sent: list[dict] = []
+
+    def send(self, instance_ids, script, timeout, **spread):
+        words = script.split()
+        versions = dict(zip(words[1::2], words[2::2], strict=False))
+        self._gateway.sync(versions["--current"], versions.get("--pending"))
+        self.sent.append({"InstanceIds": instance_ids, **spread})
+        return "cmd-1"
+
+    def wait(self, command_id, instance_id, timeout, budget):
+        return CommandResult(0, "", "")
+
+
+def test_rotate_key_on_a_fleet_prints_each_replica_under_its_step(deployed):
+    from qwen3vl_aws.fleet.keysync import FleetKeySync
+
+    _sm, _arn, gateway = deployed
+    commands = ReplicaCommands(gateway)
+    replicas = ["i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2"]
+
+    class FleetSession(DeploymentSession):
+        def rotation(self, *, report):
+            sync = FleetKeySync(commands, lambda: replicas, report)
+            return Rotation(self.secret(), sync, gateway, report=report, sleep=lambda _s: None,
+                            settle=0)  # fmt: skip
+
+    result = run(App(session_type=FleetSession), "rotate-key", "--grace", "0")
+
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    step = lines.index("• Instance: accept the current and the pending key (syncing the instance "
+                       "to accept both keys)")  # fmt: skip
+    assert lines[step + 1].startswith("• Key sync sent to 2 replica(s), 1 at a time")
+    assert lines[step + 2 : step + 4] == [
+        "  replica i-0aaaaaaaaaaaaaaa1 (1/2): key synced",
+        "  replica i-0aaaaaaaaaaaaaaa2 (2/2): key synced",
+    ]
+    assert [s["MaxErrors"] for s in commands.sent] == ["0", "0"]  # both syncs, one command each

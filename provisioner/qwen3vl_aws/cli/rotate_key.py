@@ -78,7 +78,10 @@ def _rotate(
     abort: bool,
 ) -> None:
     """The rotation itself, run while this machine's rotate-key lock is held."""
-    rotation = session.rotation(report=lambda msg: app.out.print(f"• {msg}"))
+    # A fleet's key sync reports each replica on an indented line under its step.
+    rotation = session.rotation(
+        report=lambda msg: app.out.print(msg if msg.startswith(" ") else f"• {msg}")
+    )
     try:
         if abort:
             outcome = rotation.abort()

@@ -15,6 +15,12 @@ from .channel.base import CommandChannel
 KEYSYNC = '"${QWEN3VL_ROOT:-}"' + shlex.quote(instance_contract().paths["keysync"])
 
 
+def keysync_script(current: str, pending: str | None) -> str:
+    """The shell line that syncs an instance to these secret versions (ids only, never a key)."""
+    args = ["--current", current] + (["--pending", pending] if pending else [])
+    return f"{KEYSYNC} {shlex.join(args)}"
+
+
 class ChannelKeySync:
     """Runs ``qwen3vl-keysync`` on the instance through the command channel (version ids only)."""
 
@@ -22,6 +28,6 @@ class ChannelKeySync:
         self._channel = channel
 
     def sync(self, current: str, pending: str | None) -> None:
-        args = ["--current", current] + (["--pending", pending] if pending else [])
-        script = f"{KEYSYNC} {shlex.join(args)}"
-        self._channel.run(script, timeout=120).check("The key sync (qwen3vl-keysync)")
+        self._channel.run(keysync_script(current, pending), timeout=120).check(
+            "The key sync (qwen3vl-keysync)"
+        )
