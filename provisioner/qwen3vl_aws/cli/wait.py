@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from . import App, pass_app, ready_timeout_option
+
+if TYPE_CHECKING:
+    from ..session import DeploymentSession
 
 
 @click.command(name="wait")
@@ -23,9 +28,44 @@ def command(app: App, timeout: float) -> None:
 
     session = app.deployment()
     deployment = session.record
+    if deployment.is_fleet:
+        wait_for_fleet(app, session, timeout)
+        return
     wait_until_ready(deployment, session.clients, session.channel, timeout=timeout, console=app.err)
     instance = describe_instance(session.clients.client("ec2"), deployment.instance_id)
     timeline = read_timeline(session.channel, instance) if instance else None
     if timeline is not None:  # where the start's seconds went
         show_timeline(app.err, deployment.name, timeline)
     app.out.print(f"Ready: {deployment.endpoint} (certificate pinned at {deployment.cert_path})")
+
+
+def wait_for_fleet(app: App, session: DeploymentSession, timeout: float) -> None:
+    """Until max(MIN, 1) replicas are healthy behind the load balancer, with progress; then pin
+    the listener's imported certificate (from ACM) where clients trust it."""
+    from ..fleet.certificate import RECORD_KEY
+    from ..fleet.status import pin_listener_certificate, wait_healthy
+    from ..instance.endpoint import fingerprint
+    from .fleet_view import read_fleet
+
+    record = session.record
+    with app.err.status("Waiting for healthy replicas ...") as spinner:
+
+        def progress(view, needed: int) -> None:
+            states = ", ".join(f"{r.instance_id} {r.target_health}" for r in view.replicas)
+            spinner.update(
+                f"{view.healthy}/{needed} replicas healthy behind the load balancer "
+                f"({states or 'none launched yet'})"
+            )
+
+        wait_healthy(session.clients, record, timeout=timeout, progress=progress)
+    status = read_fleet(session, stages=False)
+    certificate = "ACM-issued for the domain (publicly trusted)"
+    if status.certificate_arn and status.certificate_arn == record.extra.get(RECORD_KEY):
+        pem = pin_listener_certificate(
+            session.clients.client("acm"), record, status.certificate_arn
+        )
+        app.err.print(f"Pinned the listener's certificate (sha256 {fingerprint(pem)}).")
+        certificate = f"certificate pinned at {record.cert_path}"
+    app.out.print(
+        f"Ready: {record.endpoint} ({status.view.healthy} healthy replicas; {certificate})"
+    )
