@@ -7,7 +7,11 @@ Order of ``apply`` (and why):
 2. ``apply -target=aws_secretsmanager_secret.this``: only the EMPTY secret exists now.
 3. ``put_secret_value`` with boto3: the key goes straight to Secrets Manager and never through
    Terraform (variables, state, plan, outputs).
-4. The full ``apply``: the instance is created only now, so cloud-init finds a current key version
+4. A fleet without a domain only: ``apply -target=aws_lb.this`` (the load balancer's DNS name
+   exists only once it does), a certificate for that name made here and imported into ACM (or the
+   one imported before, kept), its PEM pinned at ``cert_path``, its ARN into the variables. The
+   preview's plan used the recorded ARN, or a placeholder on the first apply (the same plan).
+5. The full ``apply``: the instance is created only now, so cloud-init finds a current key version
    at first boot instead of racing the CLI.
 
 Terraform records each step in its state, so a failure anywhere leaves a consistent state and a
@@ -26,14 +30,18 @@ from .aws.clients import aws_errors
 from .aws.terraform import EventSink, PlanSummary, Terraform
 from .deployment import Deployment, deployment_dir
 from .errors import TerraformError, UsageError
+from .fleet.certificate import RECORD_KEY as IMPORTED_CERTIFICATE
 from .serving.plan_record import RECORD_KEY
 
 if TYPE_CHECKING:
     from .aws.pricing import Price
+    from .fleet.cost import FleetCost
+    from .fleet.options import FleetOptions
     from .serving.overrides import ServingOverrides
     from .serving.planner import ServingPlan
 
 SECRET_ADDRESS = "aws_secretsmanager_secret.this"
+LOAD_BALANCER_ADDRESS = "aws_lb.this"
 DEFAULT_SSH_USER = "ubuntu"  # the Deep Learning Base AMI (Ubuntu)
 
 
@@ -63,6 +71,7 @@ class ApplyRequest:
     subnet_id: str | None = None
     model_cache: str = "ebs"
     extra_variables: dict[str, Any] = field(default_factory=dict)
+    fleet: FleetOptions | None = None  # None: one instance (no --replicas)
     plan_summary: dict[str, Any] = field(default_factory=dict)  # recorded, not a TF variable
 
     @property
@@ -97,6 +106,8 @@ class ApplyRequest:
         if self.ssh_key_name:
             variables["ssh_key_name"] = self.ssh_key_name
             variables["ssh_allowed_cidrs"] = self.ssh_allowed_cidrs
+        if self.fleet is not None:
+            variables.update(self.fleet.terraform_variables())
         variables.update(self.extra_variables)
         return variables
 
@@ -110,6 +121,7 @@ class Prepared:
     zones: list[str]
     price: Price
     plan: ServingPlan
+    fleet_cost: FleetCost | None = None  # a fleet's hourly cost at MIN and MAX
 
 
 def prepare(
@@ -141,6 +153,8 @@ def prepare(
             )
         ]
     plan = serving.plan_for(request.instance_type, clients)
+    if request.fleet is not None:
+        check_fleet(clients, request, zones, plan)
     planned = replace(
         request,
         model_id=plan.model_id,
@@ -153,7 +167,52 @@ def prepare(
         ami_id=request.ami_id or matching_image(clients.client("ec2"), request.engine),
     )
     price = pricing.hourly_price(request.instance_type, request.region, clients)
-    return Prepared(planned, identity.account, zones, price, plan)
+    if request.fleet is None:
+        return Prepared(planned, identity.account, zones, price, plan)
+    from .fleet.cost import fleet_cost
+
+    spot = (
+        pricing.spot_price(clients.client("ec2"), request.instance_type, zones)
+        if request.fleet.spot
+        else None
+    )
+    planned.fleet = replace(
+        request.fleet, certificate_arn=planned_certificate(request, identity.account)
+    )
+    return Prepared(
+        planned, identity.account, zones, price, plan, fleet_cost(request.fleet, price, spot)
+    )
+
+
+def check_fleet(clients: Any, request: ApplyRequest, zones: list[str], plan: ServingPlan) -> None:
+    """A fleet's checks against AWS and the plan: two zones or more offer the type, and every
+    alternative type runs the plan made for the primary one."""
+    from .fleet.options import check_alternatives, check_zones
+    from .serving.overrides import ServingOverrides
+
+    assert request.fleet is not None
+    check_zones(zones, request.instance_type, request.region)
+    pinned = ServingOverrides.pinned_to(plan)
+    check_alternatives(
+        request.instance_type,
+        request.fleet.alternative_instance_types,
+        lambda name: pinned.plan_for(name, clients),
+    )
+
+
+def planned_certificate(request: ApplyRequest, account: str) -> str | None:
+    """The listener certificate ARN the preview plans with: none with a domain (ACM issues one),
+    the one imported before, or on the first apply a placeholder (``apply`` imports the real
+    one once the load balancer has its name; the plan is the same)."""
+    if request.domain:
+        return None
+    previous = _load_if_any(request.name)
+    recorded = previous.extra.get(IMPORTED_CERTIFICATE) if previous else None
+    if isinstance(recorded, str):
+        return recorded
+    return (
+        f"arn:aws:acm:{request.region}:{account}:certificate/00000000-0000-0000-0000-000000000000"
+    )
 
 
 def terraform_for(name: str, executable: str | None = None) -> Terraform:
@@ -253,19 +312,59 @@ def apply(
     *,
     explicit_key: bool = False,
     on_event: EventSink | None = None,
+    acm_client: Any = None,
 ) -> tuple[Deployment, bool]:
     """Create or update everything (after :func:`preview`); return the record and whether a new
-    key was stored."""
+    key was stored. ``acm_client`` is needed for a fleet without a domain (its certificate)."""
     tf.apply(on_event, targets=[SECRET_ADDRESS])
     secret_arn = tf.resources()[SECRET_ADDRESS]["arn"]
-    record(request, {"secret_arn": secret_arn}, complete=False)
+    partial = record(request, {"secret_arn": secret_arn}, complete=False)
     stored = store_key(sm_client, secret_arn, key_source, explicit_key)
+    if request.fleet is not None and not request.domain:
+        request = import_listener_certificate(request, tf, acm_client, partial, on_event)
     tf.apply(on_event)
     return record(request, tf.outputs(), complete=True), stored
 
 
-def destroy(name: str, tf: Terraform, on_event: EventSink | None = None) -> None:
-    """Destroy every resource of the deployment, then forget it."""
+def import_listener_certificate(
+    request: ApplyRequest,
+    tf: Terraform,
+    acm_client: Any,
+    partial: Deployment,
+    on_event: EventSink | None = None,
+) -> ApplyRequest:
+    """Step 4: the load balancer, then its certificate (kept, renewed or new) in ACM, pinned at
+    ``cert_path`` and recorded; returns the request with the certificate's ARN."""
+    from .fleet.certificate import ensure_imported
+    from .instance.endpoint import pin_certificate
+
+    assert request.fleet is not None
+    tf.apply(on_event, targets=[LOAD_BALANCER_ADDRESS])
+    dns_name = tf.resources()[f"{LOAD_BALANCER_ADDRESS}[0]"]["dns_name"]
+    recorded = partial.extra.get(IMPORTED_CERTIFICATE)
+    pinned = partial.cert_path.read_text() if partial.cert_path.is_file() else None
+    with aws_errors(f"Importing the certificate for {dns_name} into ACM"):
+        imported = ensure_imported(
+            acm_client,
+            request.name,
+            dns_name,
+            recorded if isinstance(recorded, str) else None,
+            pinned,
+        )
+    pin_certificate(partial, imported.cert_pem)
+    record(request, {}, **{IMPORTED_CERTIFICATE: imported.arn})
+    request = replace(request, fleet=replace(request.fleet, certificate_arn=imported.arn))
+    tf.set_variables(request.terraform_variables())
+    return request
+
+
+def destroy(
+    name: str, tf: Terraform, on_event: EventSink | None = None, *, acm_client: Any = None
+) -> None:
+    """Destroy every resource of the deployment, then the listener certificate the CLI
+    imported into ACM (``acm_client``; only once the listener is gone), then forget it."""
+    previous = _load_if_any(name)
+    imported = previous.extra.get(IMPORTED_CERTIFICATE) if previous else None
     if not tf.var_file.is_file():
         raise UsageError(
             f"Deployment {name!r} has no Terraform inputs recorded in {tf.deployment_dir}; "
@@ -278,7 +377,25 @@ def destroy(name: str, tf: Terraform, on_event: EventSink | None = None) -> None
         raise TerraformError(
             "Terraform still tracks " + ", ".join(sorted(left)) + "; run destroy again."
         )
+    if isinstance(imported, str):
+        from .fleet.certificate import delete_imported
+
+        with aws_errors(f"Deleting the imported listener certificate {imported} from ACM"):
+            delete_imported(acm_client, imported)
     shutil.rmtree(tf.deployment_dir)
+
+
+def scale_fleet(clients: Any, deployment: Deployment, low: int, high: int, tf: Terraform) -> Any:
+    """`scale --replicas MIN:MAX`: the group's bounds now, and the same bounds recorded in the
+    deployment record and in Terraform's input ``replicas`` (so the next plan shows no change and
+    the next apply keeps them); returns (before, after)."""
+    from .fleet.control import scale
+
+    before, after = scale(clients.client("autoscaling"), deployment, low, high)
+    tf.update_variables(replicas=after.replicas)
+    deployment.fleet = {**(deployment.fleet or {}), "min_size": low, "max_size": high}
+    deployment.save()
+    return before, after
 
 
 def _load_if_any(name: str) -> Deployment | None:

@@ -52,6 +52,16 @@ class DeploymentSession:
 
         return channel_for(self.record, self.clients, accept_host_key=self.accept_host_key)
 
+    def replica_channel(self, instance_id: str) -> CommandChannel:
+        """The command channel to one replica of a fleet (the deployment's transport, opened
+        for that instance id)."""
+        from dataclasses import replace
+
+        from .instance.channel.factory import channel_for
+
+        replica = replace(self.record, instance_id=instance_id, public_ip=None)
+        return channel_for(replica, self.clients, accept_host_key=self.accept_host_key)
+
     def secret(self) -> SecretStore:
         """The deployment's API-key secret in Secrets Manager."""
         from .keys.secret import secret_store

@@ -23,10 +23,17 @@ from typing import Any
 #: Actions whose authorization uses Resource "*" only (or whose resource we do not narrow).
 UNSCOPED = re.compile(
     r"^(ec2:Describe\w+|ec2:GetConsoleOutput|iam:List(Roles|Policies|InstanceProfiles)"
+    r"|elasticloadbalancing:Describe\w+|autoscaling:Describe\w+|acm:ListCertificates"
+    r"|cloudwatch:(DescribeAlarms|GetMetricData|ListMetrics)"
     r"|pricing:\w+|sts:GetCallerIdentity|secretsmanager:(ListSecrets|GetRandomPassword)"
     r"|ssm:(GetCommandInvocation|ListCommandInvocations|ListCommands|DescribeInstanceInformation)"
     r"|autoscaling:Describe\w+|elasticloadbalancing:Describe\w+)$"
 )
+
+
+#: Signing names that differ from the service's prefix in IAM actions (CloudWatch signs as
+#: "monitoring", but its actions are "cloudwatch:...").
+IAM_PREFIX = {"monitoring": "cloudwatch"}
 
 
 @dataclass
@@ -42,7 +49,7 @@ class Request:
 
     @property
     def action(self) -> str:
-        return f"{self.service}:{self.operation}"
+        return f"{IAM_PREFIX.get(self.service, self.service)}:{self.operation}"
 
     def values(self, name: str) -> list[str]:
         """Every value of ``name``, plain (JSON) or numbered (``Name.1``, query protocol)."""
@@ -76,6 +83,7 @@ EC2_ID_KINDS = {
     "vpc-": "vpc",
     "ami-": "image",
     "sgr-": "security-group-rule",
+    "lt-": "launch-template",
 }
 
 
@@ -133,6 +141,156 @@ def _parameters(req: Request) -> list[str]:
 
 def _assume_role(req: Request) -> list[str]:
     return req.values("RoleArn")
+
+
+# --- the fleet: Elastic Load Balancing, Auto Scaling, ACM, CloudWatch alarms -------------------
+
+
+def _given_arns(*params: str) -> Callable[[Request], list[str]]:
+    """Requests that name their resources by ARN (ELB, ACM, CloudWatch tagging)."""
+
+    def resources(req: Request) -> list[str]:
+        return [v for p in params for v in req.values(p)]
+
+    return resources
+
+
+def _elb_new(kind: str) -> Callable[[Request], list[str]]:
+    """CreateLoadBalancer / CreateTargetGroup: the new resource, its id not known yet."""
+
+    def resources(req: Request) -> list[str]:
+        name = req.values("Name")[0]
+        prefix = "loadbalancer/app" if kind == "loadbalancer" else kind
+        return [f"arn:aws:elasticloadbalancing:{req.region}:{req.account}:{prefix}/{name}/*"]
+
+    return resources
+
+
+def _elb_child(parent: str, child: str) -> Callable[[Request], list[str]]:
+    """CreateListener (on a load balancer) / CreateRule (on a listener): the parent, and the new
+    child under it (what tagging-on-create is authorized against)."""
+
+    def resources(req: Request) -> list[str]:
+        arn = req.values(parent)[0]
+        head, _, path = arn.partition(":loadbalancer/" if child == "listener" else ":listener/")
+        return [arn, f"{head}:{child}/{path}/*"]
+
+    return resources
+
+
+def autoscaling_group_arn(req: Request, name: str) -> str:
+    """A group's ARN by its name (the group id part is a wildcard: IAM matches it so)."""
+    return (
+        f"arn:aws:autoscaling:{req.region}:{req.account}:autoScalingGroup:*:"
+        f"autoScalingGroupName/{name}"
+    )
+
+
+def _autoscaling_group(req: Request) -> list[str]:
+    return [autoscaling_group_arn(req, n) for n in req.values("AutoScalingGroupName")]
+
+
+def _acm_import(req: Request) -> list[str]:
+    arns = req.values("CertificateArn")  # a re-import keeps the ARN
+    return arns or [f"arn:aws:acm:{req.region}:{req.account}:certificate/*"]
+
+
+def _alarms(req: Request) -> list[str]:
+    names = req.values("AlarmName") + req.values("AlarmNames.member")
+    return [
+        f"arn:aws:cloudwatch:{req.region}:{req.account}:alarm:{n}" for n in dict.fromkeys(names)
+    ]
+
+
+def _launch_template(req: Request) -> list[str]:
+    ids = req.values("LaunchTemplateId")
+    if not ids and req.operation == "CreateLaunchTemplate":
+        return [req.ec2_arn("launch-template", "*")]
+    return [req.ec2_arn("launch-template", i) for i in ids]
+
+
+FLEET_MAPPED: dict[str, Callable[[Request], list[str]]] = {
+    "elasticloadbalancing:CreateLoadBalancer": _elb_new("loadbalancer"),
+    "elasticloadbalancing:CreateTargetGroup": _elb_new("targetgroup"),
+    "elasticloadbalancing:CreateListener": _elb_child("LoadBalancerArn", "listener"),
+    "elasticloadbalancing:CreateRule": _elb_child("ListenerArn", "listener-rule"),
+    **{
+        f"elasticloadbalancing:{op}": _given_arns(
+            "LoadBalancerArn", "TargetGroupArn", "ListenerArn", "RuleArn", "ResourceArns.member"
+        )
+        for op in [
+            "DeleteLoadBalancer",
+            "ModifyLoadBalancerAttributes",
+            "SetSecurityGroups",
+            "SetSubnets",
+            "DeleteTargetGroup",
+            "ModifyTargetGroup",
+            "ModifyTargetGroupAttributes",
+            "RegisterTargets",
+            "DeregisterTargets",
+            "DeleteListener",
+            "ModifyListener",
+            "ModifyListenerAttributes",
+            "DeleteRule",
+            "ModifyRule",
+            "SetRulePriorities",
+            "AddTags",
+            "RemoveTags",
+        ]
+    },
+    **{
+        f"autoscaling:{op}": _autoscaling_group
+        for op in [
+            "CreateAutoScalingGroup",
+            "UpdateAutoScalingGroup",
+            "DeleteAutoScalingGroup",
+            "SetDesiredCapacity",
+            "PutScalingPolicy",
+            "DeletePolicy",
+            "PutLifecycleHook",
+            "DeleteLifecycleHook",
+            "EnableMetricsCollection",
+            "DisableMetricsCollection",
+            "AttachLoadBalancerTargetGroups",
+            "DetachLoadBalancerTargetGroups",
+            "StartInstanceRefresh",
+            "CancelInstanceRefresh",
+            "SuspendProcesses",
+            "ResumeProcesses",
+        ]
+    },
+    "acm:ImportCertificate": _acm_import,
+    **{
+        f"acm:{op}": _given_arns("CertificateArn")
+        for op in [
+            "DescribeCertificate",
+            "GetCertificate",
+            "DeleteCertificate",
+            "ListTagsForCertificate",
+            "AddTagsToCertificate",
+            "RemoveTagsFromCertificate",
+        ]
+    },
+    **{
+        f"cloudwatch:{op}": _alarms
+        for op in ["PutMetricAlarm", "DeleteAlarms", "EnableAlarmActions", "DisableAlarmActions"]
+    },
+    **{
+        f"cloudwatch:{op}": _given_arns("ResourceARN")
+        for op in ["ListTagsForResource", "TagResource", "UntagResource"]
+    },
+    **{
+        f"ec2:{op}": _launch_template
+        for op in [
+            "CreateLaunchTemplate",
+            "CreateLaunchTemplateVersion",
+            "ModifyLaunchTemplate",
+            "DeleteLaunchTemplate",
+            "DeleteLaunchTemplateVersions",
+            "GetLaunchTemplateData",
+        ]
+    },
+}
 
 
 MAPPED: dict[str, Callable[[Request], list[str]]] = {
@@ -211,6 +369,7 @@ MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "ec2:DisassociateAddress": lambda req: [req.ec2_arn("elastic-ip", "*")],
     "ec2:ReleaseAddress": _ec2_ids("AllocationId"),
     "ec2:RunInstances": _run_instances,
+    "ec2:GetInstanceUefiData": _ec2_ids("InstanceId"),
     "ec2:AllocateAddress": lambda req: [req.ec2_arn("elastic-ip", "*")],
     "ec2:CreateSecurityGroup": lambda req: [
         req.ec2_arn("security-group", "*"),
@@ -221,6 +380,7 @@ MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "ssm:GetParameter": _parameters,
     "ssm:GetParameters": _parameters,
     "sts:AssumeRole": _assume_role,
+    **FLEET_MAPPED,
 }
 
 
@@ -232,6 +392,20 @@ TAG_ON_CREATE = {
     "ec2:RunInstances": "ec2:CreateTags",
     "ec2:CreateSecurityGroup": "ec2:CreateTags",
     "ec2:AllocateAddress": "ec2:CreateTags",
+    "ec2:CreateLaunchTemplate": "ec2:CreateTags",
+    "elasticloadbalancing:CreateLoadBalancer": "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:CreateTargetGroup": "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:CreateListener": "elasticloadbalancing:AddTags",
+    "elasticloadbalancing:CreateRule": "elasticloadbalancing:AddTags",
+    "autoscaling:CreateAutoScalingGroup": "autoscaling:CreateOrUpdateTags",
+    "acm:ImportCertificate": "acm:AddTagsToCertificate",
+    "cloudwatch:PutMetricAlarm": "cloudwatch:TagResource",
+}
+
+#: Services whose tag-on-create check names the creating action in a condition key.
+CREATE_ACTION_KEY = {
+    "ec2": "ec2:CreateAction",
+    "elasticloadbalancing": "elasticloadbalancing:CreateAction",
 }
 
 
@@ -250,9 +424,14 @@ def _implied(req: Request, found: list[Pair]) -> list[Pair]:
         if req.service == "ec2":
             typed = {v for k, v in req.params.items() if k.endswith(".ResourceType")}
             created = [r for r in created if r.endswith("*") and r.split(":")[-1][:-2] in typed]
-            context = {"ec2:CreateAction": req.operation}
+        elif req.service == "elasticloadbalancing":
+            created = [r for r in created if r.endswith("*")]
+        if req.service in CREATE_ACTION_KEY:
+            context = {CREATE_ACTION_KEY[req.service]: req.operation}
         for arn in created:
             implied.append(Pair(TAG_ON_CREATE[req.action], arn, context))
+    if req.action in ("autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"):
+        implied.extend(_group_launches(req))
     if req.action == "ec2:RunInstances":
         profile = req.values("IamInstanceProfile.Name") or req.values("IamInstanceProfile.Arn")
         for name in profile[:1]:
@@ -260,6 +439,39 @@ def _implied(req: Request, found: list[Pair]) -> list[Pair]:
             context = {"iam:PassedToService": "ec2.amazonaws.com"}
             implied.append(Pair("iam:PassRole", role or name, context))
     return implied
+
+
+def _group_launches(req: Request) -> list[Pair]:
+    """A group made or changed with a launch template: AWS checks that the caller may launch
+    from it (ec2:RunInstances on the template) and pass its instance role to EC2."""
+    ids = [
+        v
+        for k, v in req.params.items()
+        if re.fullmatch(r"(MixedInstancesPolicy\.)?LaunchTemplate\.(LaunchTemplateSpecification\.)?"
+                        r"LaunchTemplateId", k)
+    ]  # fmt: skip
+    found = []
+    for ident in dict.fromkeys(ids):
+        found.append(Pair("ec2:RunInstances", req.ec2_arn("launch-template", ident)))
+        role = req.lookup("launch-template-role", ident)
+        if role:
+            context = {"iam:PassedToService": "ec2.amazonaws.com"}
+            found.append(Pair("iam:PassRole", role, context))
+    return found
+
+
+def _member_tags(req: Request) -> dict[str, str]:
+    """aws:RequestTag/* of a query-protocol (Tags.member.N) or JSON (Tags: [...]) request."""
+    context = {}
+    for key, value in req.params.items():
+        if re.fullmatch(r"Tags\.member\.\d+\.Key", key):
+            context[f"aws:RequestTag/{value}"] = str(req.params.get(key[:-3] + "Value", ""))
+    tags = req.params.get("Tags")
+    if isinstance(tags, list):
+        for tag in tags:
+            if isinstance(tag, dict) and "Key" in tag:
+                context[f"aws:RequestTag/{tag['Key']}"] = str(tag.get("Value", ""))
+    return context
 
 
 def _request_tags(req: Request, kind: str | None = None) -> dict[str, str]:
@@ -279,6 +491,8 @@ def _request_tags(req: Request, kind: str | None = None) -> dict[str, str]:
 def _with_tags(req: Request, pair: Pair) -> Pair:
     """EC2 (and SSM-on-instance) pairs with the tag condition keys IAM would see: the request's
     tags for what it creates, the resource's own tags for what exists."""
+    if pair.resource.startswith(FLEET_ARN_PREFIXES):
+        return _with_fleet_tags(req, pair)
     if not pair.resource.startswith("arn:aws:ec2:"):
         return pair
     kind, ident = pair.resource.split(":")[-1].split("/", 1)
@@ -289,6 +503,32 @@ def _with_tags(req: Request, pair: Pair) -> Pair:
         tags = {f"aws:ResourceTag/{k}": v for k, v in found.items()}
         if req.action == "ec2:CreateTags":
             tags.update(_request_tags(req))
+    return Pair(pair.action, pair.resource, {**pair.context, **tags})
+
+
+FLEET_ARN_PREFIXES = (
+    "arn:aws:elasticloadbalancing:",
+    "arn:aws:autoscaling:",
+    "arn:aws:acm:",
+    "arn:aws:cloudwatch:",
+)
+
+
+def _with_fleet_tags(req: Request, pair: Pair) -> Pair:
+    """ELB, Auto Scaling, ACM and CloudWatch pairs with the tag keys IAM would see: the request's
+    tags for a resource being created (or tagged), the resource's own tags for one that exists."""
+    creating = pair.resource.endswith("*") or (
+        req.operation in ("CreateAutoScalingGroup", "PutMetricAlarm", "ImportCertificate")
+        and req.lookup("tags", pair.resource) is None
+    )
+    if creating or pair.action.endswith(("AddTags", "CreateOrUpdateTags", "TagResource",
+                                         "AddTagsToCertificate")):  # fmt: skip
+        tags = _member_tags(req)
+    else:
+        tags = {}
+    if not creating:
+        found = req.lookup("tags", pair.resource) or {}
+        tags.update({f"aws:ResourceTag/{k}": v for k, v in found.items()})
     return Pair(pair.action, pair.resource, {**pair.context, **tags})
 
 

@@ -20,7 +20,7 @@ import threading
 from dataclasses import asdict
 from typing import Any
 
-from rig.iam.arns import Request, pairs, s3_pairs
+from rig.iam.arns import IAM_PREFIX, Request, pairs, s3_pairs
 
 _lock = threading.Lock()
 
@@ -57,11 +57,45 @@ def _lookup(account: str, region: str):
                 return dict(ec2_backends[account][region].tags.get(name, {}))
             if kind == "instance-profile-role":
                 return iam.get_instance_profile(name).roles[0].arn
+            if kind == "tags":
+                return _fleet_tags(account, region, name)
+            if kind == "launch-template-role":
+                template = ec2_backends[account][region].get_launch_template(name)
+                profile = template.latest_version().data["IamInstanceProfile"]
+                return iam.get_instance_profile(profile["Name"]).roles[0].arn
         except Exception:  # not there (yet): the caller builds the ARN from the name
             return None
         raise ValueError(kind)
 
     return lookup
+
+
+def _fleet_tags(account: str, region: str, arn: str) -> dict[str, str] | None:
+    """The tags of an existing load balancer piece, group, certificate or alarm (None: absent)."""
+    service = arn.split(":")[2]
+    if service == "elasticloadbalancing":
+        from moto.elbv2.models import elbv2_backends
+
+        tags = elbv2_backends[account][region].tagging_service.get_tag_dict_for_resource(arn)
+        return tags or None
+    if service == "acm":
+        from moto.acm.models import acm_backends
+
+        return dict(acm_backends[account][region].get_certificate(arn).tags)
+    if service == "cloudwatch":
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        backend = cloudwatch_backends[account][region]
+        if arn.rsplit(":", 1)[-1] not in backend.alarms:
+            return None
+        return backend.tagger.get_tag_dict_for_resource(arn)
+    if service == "autoscaling":
+        from moto.autoscaling.models import autoscaling_backends
+
+        name = arn.rsplit("/", 1)[-1]
+        group = autoscaling_backends[account][region].autoscaling_groups[name]
+        return {t["Key"]: t["Value"] for t in group.tags}
+    raise ValueError(arn)
 
 
 def _scope(response: Any) -> tuple[str, str, str]:
@@ -155,7 +189,23 @@ def install_recorder(record_path: str) -> None:
                 _write(record_path, entry)
 
     ActionAuthenticatorMixin._authenticate_and_authorize_normal_action = recording
+    _authorize_iam_prefixes()
     ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = recording_s3
+
+
+def _authorize_iam_prefixes() -> None:
+    """moto names the action by the request's signing name; IAM by the service's prefix, which
+    differs for CloudWatch ("monitoring" signs cloudwatch:PutMetricAlarm). Check IAM's name."""
+    from moto.iam.access_control import IAMRequestBase
+
+    original = IAMRequestBase.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        service, _, action = self._action.partition(":")
+        self._action = f"{IAM_PREFIX.get(service, service)}:{action}"
+
+    IAMRequestBase.__init__ = init
 
 
 def main(argv: list[str]) -> None:

@@ -132,3 +132,37 @@ def test_cache_inputs_name_the_accounts_bucket_and_pin_the_revision() -> None:
         "model_revision": revision
     }
     assert terraform_variables("123456789012", "eu-west-1", None, False) == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--replicas", "4:2"), "MIN (4) must not exceed MAX (2)"),
+        (("--replicas", "2:4", "--idle-minutes", "15"), "needs MIN 0"),
+        (("--replicas", "2:4", "--on-demand-base", "1"), "only apply with --spot"),
+        (("--spot",), "only apply to a fleet: add --replicas"),
+        (("--replicas", "2:4", "--domain", "vl.example.com"), "pass --route53-zone-id"),
+        (("--replicas", "2:4", "--subnet-id", "subnet-0123456789abcdef0"), "--subnet-id is for"),
+    ],
+)
+def test_bad_fleet_options_fail_before_any_aws_call(
+    no_credentials: None, args: tuple, message: str
+) -> None:
+    result = _apply("--yes", "--allow", "203.0.113.7/32", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+
+
+def test_a_recorded_fleet_is_not_reapplied_as_one_instance(
+    no_credentials: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from qwen3vl_aws.deployment import Deployment
+
+    monkeypatch.setenv("QWEN3VL_AWS_HOME", str(tmp_path / "home"))
+    Deployment(
+        name="qwen3vl", region="us-east-1", instance_type="g5.xlarge",
+        fleet={"min_size": 2, "max_size": 4},
+    ).save()  # fmt: skip
+    result = _apply("--yes", "--allow", "203.0.113.7/32")
+    assert result.exit_code == 2
+    assert "is a fleet: pass --replicas (its bounds are 2:4)" in result.output

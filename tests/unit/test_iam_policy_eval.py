@@ -300,3 +300,87 @@ def test_the_operator_policy_reaches_only_the_toolkits_buckets_and_bundle_keys()
     assert evaluate(documents, "s3:PutObject", f"{BUCKET_ARN}/bundle/x.json").allowed
     assert not evaluate(documents, "s3:PutObject", f"{BUCKET_ARN}/models/x").allowed
     assert not evaluate(documents, "s3:GetObject", "arn:aws:s3:::other/bundle/x.json").allowed
+
+
+# --- the fleet: load balancer, group, certificate, alarms --------------------------------------
+
+
+def _judged(req: Request) -> list[str]:
+    found, mapped = pairs(req)
+    assert mapped
+    entries = [{"action": req.action, "mapped": True, "allowed": True,
+                "pairs": [vars(p) for p in found]}]  # fmt: skip
+    return out_of_scope(entries, [operator_policy()])
+
+
+def _lb_tags(project: str) -> dict[str, str]:
+    return {"Tags.member.1.Key": "Project", "Tags.member.1.Value": project}
+
+
+def test_a_load_balancer_is_created_only_with_the_toolkits_tag():
+    params = {"Name": "prod", "Type": "application"}
+    tagged = request(
+        "elasticloadbalancing", "CreateLoadBalancer", {**params, **_lb_tags("qwen3vl-aws")}
+    )
+    assert _judged(tagged) == []
+    found, _ = pairs(tagged)
+    assert [(p.action, p.context.get("elasticloadbalancing:CreateAction")) for p in found] == [
+        ("elasticloadbalancing:CreateLoadBalancer", None),
+        ("elasticloadbalancing:AddTags", "CreateLoadBalancer"),
+    ]
+    other = request("elasticloadbalancing", "CreateLoadBalancer", {**params, **_lb_tags("other")})
+    # The create is refused, so is the request (its tagging alone is not the gate).
+    assert _judged(other) == [
+        "elasticloadbalancing:CreateLoadBalancer on "
+        "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/prod/*: "
+        "no statement allows it"
+    ]
+
+
+def test_another_teams_load_balancer_cannot_be_deleted():
+    arn = "arn:aws:elasticloadbalancing:us-east-1:111122223333:loadbalancer/app/prod/0123abcd"
+    ours = request("elasticloadbalancing", "DeleteLoadBalancer", {"LoadBalancerArn": arn},
+                   tags={"Project": "qwen3vl-aws"})  # fmt: skip
+    theirs = request("elasticloadbalancing", "DeleteLoadBalancer", {"LoadBalancerArn": arn},
+                     tags={"Project": "payments"})  # fmt: skip
+    assert _judged(ours) == []
+    assert _judged(theirs) == [
+        f"elasticloadbalancing:DeleteLoadBalancer on {arn}: no statement allows it"
+    ]
+
+
+def test_a_group_launches_from_a_template_only_passing_the_toolkits_role():
+    params = {
+        "AutoScalingGroupName": "prod-fleet",
+        "LaunchTemplate.LaunchTemplateId": "lt-0123456789abcdef0",
+        "Tags.member.1.Key": "Project",
+        "Tags.member.1.Value": "qwen3vl-aws",
+    }
+    ours = {"ec2-tags": {"Project": "qwen3vl-aws"}}
+    req = request("autoscaling", "CreateAutoScalingGroup", params,
+                  **{"launch-template-role": ROLE, **ours})  # fmt: skip
+    found, _ = pairs(req)
+    assert {p.action for p in found} == {
+        "autoscaling:CreateAutoScalingGroup",
+        "autoscaling:CreateOrUpdateTags",
+        "ec2:RunInstances",
+        "iam:PassRole",
+    }
+    assert _judged(req) == []
+    admin = "arn:aws:iam::111122223333:role/Admin"
+    escalating = request("autoscaling", "CreateAutoScalingGroup", params,
+                         **{"launch-template-role": admin, **ours})  # fmt: skip
+    assert _judged(escalating) == [f"iam:PassRole on {admin}: no statement allows it"]
+
+
+def test_cloudwatch_signs_as_monitoring_but_is_authorized_as_cloudwatch():
+    req = request("monitoring", "DeleteAlarms", {"AlarmNames.member.1": "prod-fleet-idle"},
+                  tags={"Project": "qwen3vl-aws"})  # fmt: skip
+    found, _ = pairs(req)
+    assert [(p.action, p.resource) for p in found] == [
+        (
+            "cloudwatch:DeleteAlarms",
+            "arn:aws:cloudwatch:us-east-1:111122223333:alarm:prod-fleet-idle",
+        )
+    ]
+    assert _judged(req) == []

@@ -18,6 +18,7 @@ from qwen3vl_aws.aws.catalog import instance_types
 from qwen3vl_aws.aws.clients import ClientFactory
 from qwen3vl_aws.cli import COMMANDS, cli
 from qwen3vl_aws.deployment import Deployment
+from referencing import Registry, Resource
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -27,14 +28,23 @@ def schema(command: str) -> dict:
     return json.loads((SCHEMAS / f"{command}.json").read_text())
 
 
+@cache
+def registry() -> Registry:
+    """Every schema by its $id, so one can refer to another (status.json -> fleet.json)."""
+    resources = [
+        (doc["$id"], Resource.from_contents(doc))
+        for doc in (json.loads(p.read_text()) for p in sorted(SCHEMAS.glob("*.json")))
+    ]
+    return Registry().with_resources(resources)
+
+
 def validate(command: str, doc: dict) -> None:
     """Validate a document against the command's schema (formats checked too)."""
-    jsonschema.validate(
-        doc,
+    jsonschema.Draft202012Validator(
         schema(command),
-        cls=jsonschema.Draft202012Validator,
+        registry=registry(),
         format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER,
-    )
+    ).validate(doc)
 
 
 def validate_output(command: str, output: str) -> dict:

@@ -93,3 +93,60 @@ def hourly_price(instance_type: str, region: str, clients: Any) -> Price:
     fallback = catalog_price(instance_type)  # also validates the type
     client = clients.client("pricing", region=PRICING_REGION, config=PRICING_CONFIG)
     return live_price(client, instance_type, region) or fallback
+
+
+@dataclass(frozen=True)
+class SpotPrice:
+    """The current Linux spot price of one type, per zone (EC2 DescribeSpotPriceHistory)."""
+
+    instance_type: str
+    by_zone: dict[str, float]
+
+    @property
+    def lowest(self) -> float:
+        return min(self.by_zone.values())
+
+    @property
+    def typical(self) -> float:
+        """The median over the zones (what a group spread over them mostly pays)."""
+        values = sorted(self.by_zone.values())
+        middle = len(values) // 2
+        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+#: Linux spot prices; EC2 names them "Linux/UNIX" (EC2-Classic's) and "Linux/UNIX (Amazon VPC)".
+SPOT_PRODUCT = "Linux/UNIX"
+
+
+def spot_price(
+    ec2_client: Any, instance_type: str, zones: list[str] | None = None
+) -> SpotPrice | None:
+    """The newest spot price per zone (only ``zones`` when given); None when EC2 has none.
+
+    With a start time of now, EC2 returns the price in force in each zone; the newest entry
+    per zone is kept in case it returns more.
+    """
+    from datetime import UTC, datetime
+
+    from .clients import aws_errors
+
+    newest: dict[str, tuple[datetime, float]] = {}
+    with aws_errors(f"Reading the spot price of {instance_type}"):
+        paginator = ec2_client.get_paginator("describe_spot_price_history")
+        for page in paginator.paginate(
+            InstanceTypes=[instance_type],
+            ProductDescriptions=[SPOT_PRODUCT],
+            StartTime=datetime.now(UTC),
+        ):
+            for entry in page["SpotPriceHistory"]:
+                zone = entry["AvailabilityZone"]
+                if not entry.get("ProductDescription", "").startswith(SPOT_PRODUCT):
+                    continue
+                if zones is not None and zone not in zones:
+                    continue
+                stamp = entry["Timestamp"]
+                if zone not in newest or stamp > newest[zone][0]:
+                    newest[zone] = (stamp, float(entry["SpotPrice"]))
+    if not newest:
+        return None
+    return SpotPrice(instance_type, {zone: price for zone, (_, price) in sorted(newest.items())})

@@ -222,13 +222,21 @@ class Terraform:
         self.deployment_dir.mkdir(parents=True, exist_ok=True)
         stage_module(self.deployment_dir / "module")
         if variables is not None:
-            self.var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
+            self.set_variables(variables)
         self.run(
             "init",
             input=False,
             backend_config={"path": str(self.state_path)},
             reconfigure=IsFlagged,
         )
+
+    def set_variables(self, variables: dict[str, Any]) -> None:
+        """Write the module's inputs (the next plan or apply uses them)."""
+        self.var_file.write_text(json.dumps(variables, indent=2, sort_keys=True) + "\n")
+
+    def update_variables(self, **changes: Any) -> None:
+        """Change some recorded inputs, keeping the others."""
+        self.set_variables({**json.loads(self.var_file.read_text()), **changes})
 
     def run(self, cmd: str, *args: str, **options: Any) -> str:
         """Any other command, run to completion; returns its stdout (`validate`, `output`, ...)."""

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "start": "power",
     "key": "key",
     "rotate-key": "rotate_key",
+    "scale": "scale",
     "renew-cert": "renew_cert",
     "exec": "exec_",
     "bake": "bake",

@@ -94,6 +94,38 @@ MODEL_CACHES = {
     help="Pin the --speculative draft's Hugging Face revision (a 40-character commit hash); "
     "needed while userdata/versions.env pins none for it.",
 )
+@click.option(
+    "--replicas",
+    metavar="MIN:MAX",
+    help="A fleet: MIN to MAX replicas in an Auto Scaling group behind a load balancer (e.g. "
+    "2:4; 0:3 scales to zero when idle). Default: one instance.",
+)
+@click.option(
+    "--target-load",
+    type=float,
+    help="Fleet: requests (running plus waiting) per replica that scaling keeps (default 8).",
+)
+@click.option(
+    "--idle-minutes",
+    type=int,
+    help="Fleet with MIN 0: minutes without a request before scaling to zero (default 30).",
+)
+@click.option("--spot", is_flag=True, help="Fleet: replicas above --on-demand-base run on spot.")
+@click.option(
+    "--on-demand-base",
+    type=int,
+    help="Fleet with --spot: replicas that always run on demand (default 0).",
+)
+@click.option(
+    "--alternative-instance-types",
+    metavar="TYPE[,TYPE]",
+    help="Fleet with --spot: other sizes of the same GPU that may run the same serving plan.",
+)
+@click.option(
+    "--route53-zone-id",
+    metavar="ZONE",
+    help="Fleet with --domain: the public hosted zone; ACM issues the listener's certificate.",
+)
 @engine_option
 @serving_options
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
@@ -111,6 +143,7 @@ def command(app: App, **opts) -> None:
     from .tfprogress import TerraformProgress
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
+    fleet = _fleet_options(app, opts)
     instance = get_instance_type(opts["instance_type"])
     allowed = _allowed_cidrs(app, opts["allow"], opts["allow_anywhere"], opts["yes"])
     ssh_allowed = preflight.validate_cidrs(opts["ssh_allow"], what="--ssh-allow")
@@ -143,6 +176,7 @@ def command(app: App, **opts) -> None:
         subnet_id=subnet_id,
         model_cache=opts["model_cache"],
         draft_model_revision=draft_revision,
+        fleet=fleet,
     )
     prepared = provision.prepare(clients, request, opts["serving"])
     request = prepared.request
@@ -170,9 +204,15 @@ def command(app: App, **opts) -> None:
             key_source,
             explicit_key=explicit_key,
             on_event=sink,
+            acm_client=clients.client("acm"),
         )
     app.err.print("API key stored in Secrets Manager." if stored else "Kept the existing API key.")
-    if not opts["no_wait"]:
+    if deployment.is_fleet:
+        if not opts["no_wait"]:
+            from .wait import wait_for_fleet
+
+            wait_for_fleet(app, app.deployment(), opts["timeout"])
+    elif not opts["no_wait"]:
         from ..instance.readiness import wait_until_ready
 
         session = app.deployment()
@@ -184,6 +224,48 @@ def command(app: App, **opts) -> None:
             console=app.err,
         )
     _show_next_steps(app, deployment, waited=not opts["no_wait"])
+
+
+def _fleet_options(app: App, opts: dict):
+    """The fleet options checked together (None: one instance), before any AWS call."""
+    from ..deployment import load_deployment
+    from ..errors import NotDeployedError
+    from ..fleet.options import check_domain_certificate, fleet_options
+
+    alternatives = [t.strip() for t in (opts["alternative_instance_types"] or "").split(",")]
+    fleet = fleet_options(
+        opts["replicas"],
+        target_load=opts["target_load"],
+        idle_minutes=opts["idle_minutes"],
+        spot=opts["spot"],
+        on_demand_base=opts["on_demand_base"],
+        alternative_instance_types=[t for t in alternatives if t],
+        domain=opts["domain"],
+        route53_zone_id=opts["route53_zone_id"],
+    )
+    if fleet is None:
+        try:
+            recorded = load_deployment(app.name)
+        except NotDeployedError:
+            return None
+        if recorded.is_fleet:
+            bounds = f"{recorded.fleet['min_size']}:{recorded.fleet['max_size']}"
+            raise click.UsageError(
+                f"Deployment {app.name!r} is a fleet: pass --replicas (its bounds are {bounds}) "
+                "to keep it one, or `qwen3vl-aws destroy` it before applying a single instance."
+            )
+        return None
+    check_domain_certificate(fleet, opts["domain"])
+    for option, given in (
+        ("--subnet-id", opts["subnet_id"]),
+        ("--ssh-key-name", opts["ssh_key_name"]),
+    ):
+        if given:
+            raise click.UsageError(
+                f"{option} is for a single instance: a fleet spreads its replicas over a subnet "
+                "in each zone offering the type and reaches them over SSM."
+            )
+    return fleet
 
 
 def _key_source(
@@ -247,6 +329,8 @@ def _show_plan(app: App, prepared, summary) -> None:
         f"${price.usd_per_hour:.3f}/hour on demand, ~${price.usd_per_hour * 24:.2f}/day "
         f"- {price.source}",
     )
+    if request.fleet is not None and prepared.fleet_cost is not None:
+        _fleet_rows(table, request, prepared.fleet_cost)
     table.add_row("Model", prepared.plan.model_id)
     table.add_row(
         "Engine", f"{ENGINE_NAMES[request.engine]} ({' '.join(request.engine_args[:6])} …)"
@@ -263,6 +347,25 @@ def _show_plan(app: App, prepared, summary) -> None:
         f"{summary.add} to add, {summary.change} to change, {summary.remove} to destroy",
     )
     app.err.print(table)
+
+
+def _fleet_rows(table, request, cost) -> None:
+    fleet = request.fleet
+    shape = f"{fleet.min_size}..{fleet.max_size} replicas behind an Application Load Balancer"
+    if fleet.scales_to_zero:
+        shape += f", to zero after {fleet.idle_minutes or 30} idle minutes"
+    if fleet.spot:
+        types = ", ".join((request.instance_type, *fleet.alternative_instance_types))
+        shape += f"; spot ({types}) above {fleet.on_demand_base or 0} on demand"
+    table.add_row("Fleet", shape)
+    for n, line in enumerate(cost.lines()):
+        table.add_row("Fleet cost" if n == 0 else "", line)
+    certificate = (
+        f"ACM-issued for {request.domain} (Route 53 zone {fleet.route53_zone_id})"
+        if request.domain
+        else "made here for the load balancer's name, imported into ACM, pinned by clients"
+    )
+    table.add_row("Certificate", certificate)
 
 
 def _show_next_steps(app: App, deployment, *, waited: bool) -> None:

@@ -40,6 +40,15 @@ def command(app: App, as_json: bool, key_stdin: bool, deep: bool) -> None:
     api_key = validate_key(sys.stdin.read()) if key_stdin else None
     session = app.deployment()
     deployment = session.record
+    if deployment.is_fleet:
+        from .fleet_view import read_fleet, show_fleet
+
+        status = read_fleet(session)
+        show_fleet(app, status, as_json)
+        problem = status.problem()
+        if problem:
+            raise CheckFailed(problem)
+        return
     results = run_checks(deployment, session.clients, session.channel, api_key=api_key, deep=deep)
     failed = [r.name for r in results if not r.ok]
     if as_json:

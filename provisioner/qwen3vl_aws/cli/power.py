@@ -29,6 +29,9 @@ def stop(app: App, yes: bool, timeout: float) -> None:
 
     session = app.deployment()
     deployment = session.record
+    if deployment.is_fleet:
+        _stop_fleet(app, session, yes)
+        return
     if not yes:
         click.confirm(
             f"Stop {deployment.instance_id} ({deployment.instance_type}); the endpoint "
@@ -59,6 +62,9 @@ def start(app: App, timeout: float, no_wait: bool) -> None:
 
     session = app.deployment()
     deployment = session.record
+    if deployment.is_fleet:
+        _start_fleet(app, session, timeout, no_wait)
+        return
     change = start_instance(deployment, session.clients, timeout=timeout)
     verb = "Started" if change.changed else "Already running:"
     app.out.print(f"{verb} {change.instance_id} on {change.public_ip}.")
@@ -67,3 +73,42 @@ def start(app: App, timeout: float, no_wait: bool) -> None:
             deployment, session.clients, session.channel, timeout=timeout, console=app.err
         )
         app.out.print(f"Ready: {deployment.endpoint}")
+
+
+def _stop_fleet(app: App, session, yes: bool) -> None:
+    from ..fleet.control import stop as stop_fleet
+
+    record = session.record
+    if not yes:
+        click.confirm(
+            f"Stop fleet {record.name!r}: its group goes to 0 replicas (MIN, MAX and desired), "
+            f"every replica is terminated (draining first), and {record.endpoint} answers 503 "
+            "until `qwen3vl-aws start`? The load balancer stays (and is billed).",
+            abort=True,
+            err=True,
+        )
+    before = stop_fleet(session.clients.client("autoscaling"), record)
+    if before is None:
+        app.out.print(f"Fleet {record.name!r} was already stopped.")
+        return
+    app.out.print(
+        f"Stopped fleet {record.name!r} (was {before.replicas}, {before.desired} desired). "
+        "`qwen3vl-aws start` restores those bounds."
+    )
+
+
+def _start_fleet(app: App, session, timeout: float, no_wait: bool) -> None:
+    from ..fleet.control import start as start_fleet
+    from .wait import wait_for_fleet
+
+    record = session.record
+    restored = start_fleet(session.clients.client("autoscaling"), record)
+    if restored is None:
+        app.out.print(f"Fleet {record.name!r} is not stopped.")
+    else:
+        app.out.print(
+            f"Started fleet {record.name!r}: bounds {restored.replicas}, "
+            f"{restored.desired} desired."
+        )
+    if not no_wait:
+        wait_for_fleet(app, session, timeout)

@@ -27,6 +27,13 @@ def command(app: App, as_json: bool, timeline: bool) -> None:
 
     session = app.deployment()
     record = session.record
+    if record.is_fleet:
+        from .fleet_view import read_fleet, show_fleet
+
+        if timeline:
+            raise click.UsageError("--timeline reads one instance; a fleet has several replicas.")
+        show_fleet(app, read_fleet(session), as_json)
+        return
     instance = describe_instance(session.clients.client("ec2"), record.instance_id)
     if timeline:
         _timeline(app, session, instance, as_json)

@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+#: record.extra key: the ACM certificate the CLI imported for the fleet's listener.
+RECORD_KEY = "imported_certificate_arn"
 VALIDITY_DAYS = 825  # the longest validity clients such as Apple's accept for a TLS server
 
 
@@ -81,3 +83,78 @@ def import_certificate(acm: Any, certificate: Certificate, deployment: str) -> s
         ],
     )
     return response["CertificateArn"]
+
+
+#: Re-import a certificate this close to its end (ACM keeps the ARN, the listener follows).
+RENEW_WITHIN_DAYS = 30
+
+
+@dataclass(frozen=True)
+class Imported:
+    """The listener's imported certificate: its ACM ARN and its PEM (what clients pin)."""
+
+    arn: str
+    cert_pem: str
+
+
+def ensure_imported(
+    acm: Any, deployment: str, dns_name: str, arn: str | None, pinned: str | None
+) -> Imported:
+    """The imported certificate for ``dns_name``: the recorded one (``arn``, whose PEM is
+    ``pinned``) while it names ``dns_name`` and has more than :data:`RENEW_WITHIN_DAYS` left;
+    otherwise a new one, re-imported under the same ARN when ACM still has it (the listener
+    keeps its ARN), or imported afresh. A re-apply therefore never piles up certificates."""
+    current = _describe(acm, arn) if arn else None
+    if current is not None and pinned and _still_good(current, dns_name):
+        return Imported(arn, pinned)  # type: ignore[arg-type]
+    made = make_certificate(dns_name)
+    if current is not None:
+        acm.import_certificate(
+            CertificateArn=arn, Certificate=made.cert_pem, PrivateKey=made.key_pem
+        )
+        new_arn = arn
+    else:
+        new_arn = import_certificate(acm, made, deployment)
+    return Imported(new_arn, made.cert_pem.decode())  # type: ignore[arg-type]
+
+
+def _describe(acm: Any, arn: str) -> dict[str, Any] | None:
+    import botocore.exceptions
+
+    try:
+        return acm.describe_certificate(CertificateArn=arn)["Certificate"]
+    except botocore.exceptions.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _still_good(described: dict[str, Any], dns_name: str) -> bool:
+    not_after = described.get("NotAfter")
+    if described.get("DomainName") != dns_name or not isinstance(not_after, datetime.datetime):
+        return False
+    left = not_after - datetime.datetime.now(datetime.UTC)
+    return left > datetime.timedelta(days=RENEW_WITHIN_DAYS)
+
+
+def delete_imported(acm: Any, arn: str, *, timeout: float = 300, sleep: Any = None) -> bool:
+    """Delete the imported certificate once the listener has let go of it; False when ACM
+    no longer has it. ACM refuses (ResourceInUseException) for a while after the load
+    balancer is deleted, so this retries for up to ``timeout`` seconds."""
+    import time
+
+    import botocore.exceptions
+
+    pause = sleep or time.sleep
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            acm.delete_certificate(CertificateArn=arn)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "ResourceNotFoundException":
+                return False
+            if code != "ResourceInUseException" or time.monotonic() >= deadline:
+                raise
+        pause(10)

@@ -28,6 +28,22 @@ class ServingOverrides:
     video: bool = False
     speculative: str | None = None
 
+    @classmethod
+    def pinned_to(cls, plan: ServingPlan) -> ServingOverrides:
+        """Overrides that repeat ``plan``'s own choices: planning another type with them says
+        whether that type runs the very same plan (a fleet's alternative sizes)."""
+        return cls(
+            model=plan.model_id,
+            kv_cache_dtype=plan.kv_cache_dtype,
+            max_model_len=plan.max_model_len,
+            gpu_memory_utilization=plan.gpu_memory_utilization,
+            tensor_parallel_size=plan.tensor_parallel_size,
+            max_num_seqs=plan.max_num_seqs,
+            max_num_batched_tokens=plan.max_num_batched_tokens,
+            video=plan.video,
+            speculative=plan.speculative,
+        )
+
     def plan_for(self, instance_type: str, clients: Any = None) -> ServingPlan:
         """The plan for ``instance_type`` with these overrides.
 
