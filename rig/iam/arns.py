@@ -209,6 +209,55 @@ def _launch_template(req: Request) -> list[str]:
     return [req.ec2_arn("launch-template", i) for i in ids]
 
 
+def _named(service: str, kind: str, *params: str) -> Callable[[Request], list[str]]:
+    """A resource named by a request parameter: ``arn:aws:SERVICE:REGION:ACCOUNT:KIND/NAME``
+    (EventBridge rules, SSM documents)."""
+
+    def resources(req: Request) -> list[str]:
+        names = [v for p in params for v in req.values(p)]
+        return [f"arn:aws:{service}:{req.region}:{req.account}:{kind}/{n}" for n in names]
+
+    return resources
+
+
+def _ssm_tagged(req: Request) -> list[str]:
+    """ssm:AddTagsToResource / ListTagsForResource name a document by type and id."""
+    kind = {"Document": "document"}.get(next(iter(req.values("ResourceType")), ""), "*")
+    return [f"arn:aws:ssm:{req.region}:{req.account}:{kind}/{i}" for i in req.values("ResourceId")]
+
+
+#: The at-zero switch (fleet_at_zero.tf): an EventBridge rule and an SSM Automation runbook.
+AT_ZERO_MAPPED: dict[str, Callable[[Request], list[str]]] = {
+    **{
+        f"events:{op}": _named("events", "rule", "Name", "Rule")
+        for op in [
+            "PutRule",
+            "DescribeRule",
+            "DeleteRule",
+            "PutTargets",
+            "RemoveTargets",
+            "ListTargetsByRule",
+        ]
+    },
+    "events:ListTagsForResource": lambda req: req.values("ResourceARN"),
+    "events:TagResource": lambda req: req.values("ResourceARN"),
+    **{
+        f"ssm:{op}": _named("ssm", "document", "Name")
+        for op in [
+            "CreateDocument",
+            "GetDocument",
+            "DescribeDocument",
+            "UpdateDocument",
+            "UpdateDocumentDefaultVersion",
+            "DeleteDocument",
+            "DescribeDocumentPermission",
+        ]
+    },
+    "ssm:AddTagsToResource": _ssm_tagged,
+    "ssm:ListTagsForResource": _ssm_tagged,
+}
+
+
 FLEET_MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "elasticloadbalancing:CreateLoadBalancer": _elb_new("loadbalancer"),
     "elasticloadbalancing:CreateTargetGroup": _elb_new("targetgroup"),
@@ -381,6 +430,7 @@ MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "ssm:GetParameters": _parameters,
     "sts:AssumeRole": _assume_role,
     **FLEET_MAPPED,
+    **AT_ZERO_MAPPED,
 }
 
 
@@ -400,6 +450,8 @@ TAG_ON_CREATE = {
     "autoscaling:CreateAutoScalingGroup": "autoscaling:CreateOrUpdateTags",
     "acm:ImportCertificate": "acm:AddTagsToCertificate",
     "cloudwatch:PutMetricAlarm": "cloudwatch:TagResource",
+    "events:PutRule": "events:TagResource",
+    "ssm:CreateDocument": "ssm:AddTagsToResource",
 }
 
 #: Services whose tag-on-create check names the creating action in a condition key.
@@ -438,6 +490,12 @@ def _implied(req: Request, found: list[Pair]) -> list[Pair]:
             role = req.lookup("instance-profile-role", name.rsplit("/", 1)[-1])
             context = {"iam:PassedToService": "ec2.amazonaws.com"}
             implied.append(Pair("iam:PassRole", role or name, context))
+    if req.action == "events:PutTargets":
+        # A target with a role: EventBridge assumes it, so the caller must pass it to events.
+        for target in req.params.get("Targets", []):
+            if target.get("RoleArn"):
+                context = {"iam:PassedToService": "events.amazonaws.com"}
+                implied.append(Pair("iam:PassRole", target["RoleArn"], context))
     return implied
 
 

@@ -481,6 +481,9 @@ def test_every_operator_call_is_within_docs_iam_policy(applied: Applied) -> None
 #: tests/integration/test_fleet_cli.py exercises them under this policy and judges their scope.
 FLEET_STATEMENTS = {
     "ReadTheFleet",
+    "ManageTheFleetsAtZeroEventRule",
+    "ManageTheFleetsAtZeroRunbook",
+    "PassTheAtZeroRuleRoleToEventBridgeOnly",
     "CreateOnlyTaggedLaunchTemplates",
     "TagLaunchTemplatesWhileCreating",
     "ChangeOnlyTheToolkitsLaunchTemplates",

@@ -236,6 +236,8 @@ NOT_EXERCISED: dict[str, str] = {
             "autoscaling:CreateOrUpdateTags",
             "cloudwatch:PutMetricAlarm",
             "cloudwatch:TagResource",
+            "ssm:UpdateDocument",  # the at-zero runbook's content
+            "ssm:UpdateDocumentDefaultVersion",
         )
     },
     **{
@@ -262,6 +264,9 @@ NOT_EXERCISED: dict[str, str] = {
     },
     "acm:ImportCertificate is granted but never called": "re-importing under the same ARN when "
     "the certificate is within 30 days of its end or names another load balancer",
+    "cloudwatch:GetMetricData is granted but never called": "status reads the load balancer's "
+    "HealthyHostCount to time the last wake from zero; moto records no scaling activity, so "
+    "there is no wake to time (tests/unit/test_fleet_wake.py covers that read)",
     "iam:CreateServiceLinkedRole is granted but never called": "the first load balancer and "
     "Auto Scaling group of an account create AWS's service-linked roles; moto has them already",
 }

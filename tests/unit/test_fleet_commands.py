@@ -119,7 +119,9 @@ def test_status_json_lists_each_replica_and_the_listener_certificate(fleet: Fake
     assert (doc["min_size"], doc["max_size"]) == (2, 4)
     # moto's SSM has no agent on the replicas: their stage is unknown, not invented.
     assert {r["bootstrap_stage"] for r in doc["replicas"]} <= {"unknown", "not started"}
-    assert doc["wake"] is None
+    # All replicas are healthy targets: a client is served; moto records no scaling activity.
+    assert (doc["wake"]["state"], doc["wake"]["desired"]) == ("serving", group["DesiredCapacity"])
+    assert doc["wake"]["client_status"] == 200 and doc["wake"]["last_wake"] is None
 
 
 def test_health_fails_with_fewer_than_min_healthy(fleet: FakeFleet) -> None:

@@ -16,14 +16,14 @@ if TYPE_CHECKING:
 def read_fleet(session: DeploymentSession, *, stages: bool = True) -> FleetStatus:
     """The fleet now; with ``stages``, each replica's bootstrap stage over its channel."""
     from ..fleet.status import channel_stages, fleet_status
+    from ..fleet.wake import wake_report
 
-    # `wake` (what a client sees while the fleet wakes from zero, the last wake's seconds) is
-    # left None here until a measurement of it exists.
     return fleet_status(
         session.clients,
         session.record,
         session.price().usd_per_hour,
         channel_stages(session.replica_channel) if stages else None,
+        wake=wake_report(session.clients, session.record),
     )
 
 
@@ -49,6 +49,9 @@ def show_fleet(app: App, status: FleetStatus, as_json: bool) -> None:
     summary.add_row("health", f"[green]{healthy}" if doc["ok"] else f"[red]{healthy}")
     summary.add_row("cost now", f"${doc['hourly_usd_on_demand']:.3f}/hour on demand")
     app.out.print(summary)
+    if status.wake is not None:
+        for line in status.wake.lines():
+            app.out.print(line, highlight=False)
     table = Table(title="replicas", title_justify="left")
     for column in ("instance", "zone", "lifecycle", "target", "reason", "bootstrap"):
         table.add_column(column)

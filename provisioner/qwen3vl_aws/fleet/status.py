@@ -2,8 +2,8 @@
 balancer and (where the command channel reaches a replica) each replica's bootstrap stage.
 
 The same document is printed by all three with ``--json`` (tests/schemas/fleet.json). Its
-``wake`` section is for what a client sees while the fleet wakes from zero and how long the last
-wake took: the caller passes it in (None until something measures it).
+``wake`` section is what a client sees now (at zero, waking, serving) and how long the last wake
+from zero took (fleet/wake.py); the caller passes it in.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..errors import CheckFailed, Qwen3vlError, UsageError
 from .control import group_name, stopped_bounds
 from .cost import ALB_USD_PER_HOUR
 from .view import FleetView, fleet_view
+from .wake import WakeReport
 
 #: instance id -> the bootstrap stage its status file reached ("unknown" when unreachable).
 StageReader = Callable[[str], str]
@@ -78,7 +79,7 @@ class FleetStatus:
     certificate_arn: str | None
     stages: dict[str, str]
     hourly_usd: float  # on demand, per replica
-    wake: dict[str, Any] | None
+    wake: WakeReport | None
 
     @property
     def required(self) -> int:
@@ -114,7 +115,7 @@ class FleetStatus:
             "stopped": stopped_bounds(record) is not None,
             "replicas": replicas,
             "hourly_usd_on_demand": round(running * self.hourly_usd + ALB_USD_PER_HOUR, 4),
-            "wake": self.wake,
+            "wake": self.wake.to_json() if self.wake else None,
         }
 
     def problem(self) -> str | None:
@@ -144,7 +145,7 @@ def fleet_status(
     hourly_usd: float,
     stage_of: StageReader | None = None,
     *,
-    wake: dict[str, Any] | None = None,
+    wake: WakeReport | None = None,
 ) -> FleetStatus:
     """The fleet as it is now; ``stage_of`` reads a replica's bootstrap stage (None: skipped)."""
     view = view_of(clients, record)
