@@ -17,6 +17,8 @@ from .errors import NotDeployedError, UsageError
 from .paths import state_home
 
 NAME_PATTERN = instance_contract().name_pattern
+#: ``extra`` key: the ACM certificate the CLI made and imported for a fleet's listener.
+IMPORTED_CERTIFICATE_KEY = "imported_certificate_arn"
 DEFAULT_NAME = "qwen3vl"
 
 
@@ -58,6 +60,14 @@ class Deployment:
     @property
     def is_fleet(self) -> bool:
         return self.fleet is not None
+
+    @property
+    def publicly_trusted(self) -> bool:
+        """A fleet whose listener certificate ACM issued for ``--domain`` (DNS-validated): the
+        public CAs vouch for it, so clients use the system's trust store; nothing is pinned."""
+        if not self.fleet or not self.fleet.get("certificate_arn"):
+            return False
+        return self.fleet["certificate_arn"] != self.extra.get(IMPORTED_CERTIFICATE_KEY)
 
     @property
     def directory(self) -> Path:

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 from .aws.clients import aws_errors
 from .aws.terraform import EventSink, PlanSummary, Terraform
+from .deployment import IMPORTED_CERTIFICATE_KEY as IMPORTED_CERTIFICATE
 from .deployment import Deployment, deployment_dir
 from .errors import TerraformError, UsageError
-from .fleet.certificate import RECORD_KEY as IMPORTED_CERTIFICATE
 from .serving.plan_record import RECORD_KEY
 
 if TYPE_CHECKING:

@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 from qwen3vl_aws.cli import cli
+from qwen3vl_aws.deployment import IMPORTED_CERTIFICATE_KEY as RECORD_KEY
 from qwen3vl_aws.deployment import Deployment, load_deployment
-from qwen3vl_aws.fleet.certificate import RECORD_KEY, import_certificate, make_certificate
+from qwen3vl_aws.fleet.certificate import import_certificate, make_certificate
 from qwen3vl_aws.instance.endpoint import fingerprint
 from test_json_schemas import validate_output
 

@@ -58,7 +58,7 @@ def wait_for_fleet(
 ) -> None:
     """Until max(MIN, 1) replicas are healthy behind the load balancer, with progress; then pin
     the listener's imported certificate (from ACM) where clients trust it."""
-    from ..fleet.certificate import RECORD_KEY
+    from ..deployment import IMPORTED_CERTIFICATE_KEY as RECORD_KEY
     from ..fleet.status import pin_listener_certificate, wait_healthy
     from ..instance.endpoint import fingerprint
     from .fleet_view import read_fleet, show_fleet

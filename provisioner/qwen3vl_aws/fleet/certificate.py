@@ -17,8 +17,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-#: record.extra key: the ACM certificate the CLI imported for the fleet's listener.
-RECORD_KEY = "imported_certificate_arn"
 VALIDITY_DAYS = 825  # the longest validity clients such as Apple's accept for a TLS server
 
 

@@ -53,8 +53,9 @@ def pin_certificate(deployment: Deployment, pem: str) -> None:
 
 
 def require_pinned(deployment: Deployment) -> None:
-    """Refuse to talk to the endpoint before its certificate is pinned."""
-    if not deployment.cert_path.is_file():
+    """Refuse to talk to the endpoint before its certificate is pinned (a publicly trusted
+    one needs no pin)."""
+    if not deployment.publicly_trusted and not deployment.cert_path.is_file():
         raise UsageError(
             f"The endpoint's certificate is not pinned yet ({deployment.cert_path} is missing): "
             "run `qwen3vl-aws wait` first."
@@ -64,19 +65,22 @@ def require_pinned(deployment: Deployment) -> None:
 def pinned_client(
     deployment: Deployment, api_key: str | None, *, path: str = "", **options: Any
 ) -> httpx.Client:
-    """An HTTPS client for the deployment's endpoint: trusts only its pinned certificate.
+    """An HTTPS client for the deployment's endpoint: trusts only its pinned certificate (or,
+    for a fleet with an ACM-issued certificate, the system's CAs).
 
     ``path`` is appended to the endpoint's base URL (``/v1`` for OpenAI clients); ``options``
     (``timeout``, ``limits``) go to ``httpx.Client``.
     """
-    return https_client(endpoint_base(deployment) + path, deployment.cert_path, api_key, **options)
+    pinned = None if deployment.publicly_trusted else deployment.cert_path
+    return https_client(endpoint_base(deployment) + path, pinned, api_key, **options)
 
 
 def https_client(
-    base_url: str, cert_path: Path, api_key: str | None = None, **options: Any
+    base_url: str, cert_path: Path | None, api_key: str | None = None, **options: Any
 ) -> httpx.Client:
-    """An HTTPS client that trusts only the certificate at ``cert_path`` and sends the key."""
-    context = ssl.create_default_context(cafile=str(cert_path))
+    """An HTTPS client that trusts only the certificate at ``cert_path`` (None: the system's
+    CAs) and sends the key."""
+    context = ssl.create_default_context(cafile=str(cert_path) if cert_path else None)
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
     options.setdefault("timeout", HTTP_TIMEOUT)
     return httpx.Client(base_url=base_url, verify=context, headers=headers, **options)
