@@ -17,11 +17,15 @@ from .local import register
 
 
 def app_with_channel(channel: CommandChannel, **fields: object) -> App:
-    """An ``App`` whose deployments reach their instance through ``channel``, whatever transport."""
+    """An ``App`` whose deployments reach their instance (every replica of a fleet) through
+    ``channel``, whatever transport."""
 
     class Session(DeploymentSession):
         @cached_property
         def channel(self) -> CommandChannel:
+            return channel
+
+        def replica_channel(self, instance_id: str) -> CommandChannel:
             return channel
 
     return App(session_type=Session, **fields)

@@ -4,6 +4,7 @@ as Terraform's `fleet` output describes it)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from qwen3vl_aws.deployment import IMPORTED_CERTIFICATE_KEY as RECORD_KEY
 from qwen3vl_aws.deployment import Deployment, load_deployment
 from qwen3vl_aws.fleet.certificate import import_certificate, make_certificate
 from qwen3vl_aws.instance.endpoint import fingerprint
-from test_json_schemas import validate_output
+from test_json_schemas import validate, validate_output
 
 REGION = "us-east-1"
 GROUP = "qwen3vl-fleet"
@@ -203,3 +204,43 @@ def test_a_single_instance_is_not_scaled(tmp_path: Path, monkeypatch: pytest.Mon
     result = _run("scale", "--replicas", "2:4", "--yes")
     assert result.exit_code == 2
     assert "is a single instance, not a fleet" in result.output
+
+
+def test_status_timeline_shows_each_replicas_start(fleet: FakeFleet) -> None:
+    """Per replica: its own status file (over its channel) against its own EC2 launch time."""
+    from datetime import UTC
+
+    from test_status_timeline import StatusChannel, record
+
+    from rig.cli import app_with_channel
+
+    ec2 = fleet.client("ec2")
+    ids = [i["InstanceId"] for i in fleet.group()["Instances"]]
+    launches = {
+        i["InstanceId"]: i["LaunchTime"].astimezone(UTC)
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        for i in r["Instances"]
+    }
+    # moto launches the group's instances together: one status file serves both replicas.
+    (launched,) = set(launches.values())
+    app = app_with_channel(StatusChannel(record(launched)))
+    result = CliRunner().invoke(cli, ["status", "--timeline", "--json"], obj=app)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert sorted(r["instance_id"] for r in doc["replicas"]) == sorted(ids)
+    for replica in doc["replicas"]:
+        validate("status-timeline", replica["timeline"])
+        steps = {s["name"]: s["seconds"] for s in replica["timeline"]["last_start"]}
+        # record(): packages start 30 s after this replica's launch, the model stage takes 35-80.
+        assert (steps["boot"], steps["weights"]) == (30, 45)
+
+    table = CliRunner().invoke(cli, ["status", "--timeline"], obj=app)
+    assert table.exit_code == 0, table.output
+    assert all(f"{i} (" in table.stdout for i in ids)
+
+    unwritten = app_with_channel(StatusChannel(None))
+    result = CliRunner().invoke(cli, ["status", "--timeline", "--json"], obj=unwritten)
+    assert result.exit_code == 0, result.output
+    assert {r["problem"] for r in json.loads(result.stdout)["replicas"]} == {
+        "the bootstrap has not written its status yet"
+    }

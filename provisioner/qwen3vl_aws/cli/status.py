@@ -16,7 +16,8 @@ from . import App, pass_app
     "--timeline",
     is_flag=True,
     help="Where the start's seconds went (launch, boot, packages, weights, engine, first answer), "
-    "last start next to the first; reads the instance's status over the command channel.",
+    "last start next to the first; reads the instance's (each replica's) status over the command "
+    "channel.",
 )
 @pass_app
 def command(app: App, as_json: bool, timeline: bool) -> None:
@@ -31,8 +32,9 @@ def command(app: App, as_json: bool, timeline: bool) -> None:
         from .fleet_view import read_fleet, show_fleet
 
         if timeline:
-            raise click.UsageError("--timeline reads one instance; a fleet has several replicas.")
-        show_fleet(app, read_fleet(session), as_json)
+            _fleet_timelines(app, session, as_json)
+        else:
+            show_fleet(app, read_fleet(session), as_json)
         return
     instance = describe_instance(session.clients.client("ec2"), record.instance_id)
     if timeline:
@@ -81,6 +83,24 @@ def _timeline(app: App, session: Any, instance: Any, as_json: bool) -> None:
         click.echo(json.dumps(result.to_json(), indent=2))
         return
     show_timeline(app.out, session.record.name, result)
+
+
+def _fleet_timelines(app: App, session: Any, as_json: bool) -> None:
+    from ..fleet.timeline import replica_timelines
+
+    replicas = replica_timelines(session.clients, session.record, session.replica_channel)
+    if as_json:
+        doc = {"name": session.record.name, "replicas": [r.to_json() for r in replicas]}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if not replicas:
+        app.out.print("No replica is starting or in service: there is no start to show.")
+    for r in replicas:
+        title = f"{session.record.name} {r.instance_id} ({r.zone})"
+        if r.timeline is None:
+            app.out.print(f"{title}: no timeline: {r.problem}", highlight=False)
+        else:
+            show_timeline(app.out, title, r.timeline)
 
 
 def show_timeline(console: Any, name: str, timeline: Any) -> None:
