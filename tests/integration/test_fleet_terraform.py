@@ -78,10 +78,9 @@ def environment(emulator: Emulator) -> Iterator[Emulator]:
     """The emulator's environment in this process (Terraform, boto3); the emulator's process
     closes moto's fleet gaps (rig.moto_fidelity.keep_fleet_settings).
 
-    As the emulator's admin, not the operator: docs/iam-policy.json does not grant the fleet's
-    actions (Auto Scaling, Elastic Load Balancing, ACM, CloudWatch alarms) yet, because no CLI
-    command creates a fleet yet (issue 13). The policy gains them, under the enforcing tests,
-    with `apply --replicas`.
+    As the emulator's admin: this module checks the module's settings with Terraform driven
+    directly. `apply --replicas` through the CLI, as the operator holding docs/iam-policy.json
+    with every call judged against it, is tests/integration/test_fleet_cli.py.
     """
     admin = replace(emulator, env={**emulator.env, **emulator.iam.admin.env()})
     with pytest.MonkeyPatch.context() as mp:
