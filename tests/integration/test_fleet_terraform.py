@@ -413,3 +413,23 @@ def test_destroy_leaves_nothing(fleet: Fleet) -> None:
     leftovers["certificates"] = fleet.client("acm").list_certificates()["CertificateSummaryList"]
     assert not any(leftovers.values()), {k: v for k, v in leftovers.items() if v}
     assert managed_resources(fleet.tf.show().get("values", {})) == {}
+
+
+def test_a_new_launch_template_version_rolls_out_by_instance_refresh(fleet: Fleet) -> None:
+    """A new serving plan or AMI is a new launch template version; the group replaces its
+    instances a few at a time, never below the healthy count it had. moto never runs a refresh
+    (an apply that changes the template does not finish there), so this checks the group's
+    refresh settings as Terraform applied them."""
+    resources = fleet.tf.resources()
+    group, template = (
+        resources["aws_autoscaling_group.this[0]"],
+        resources["aws_launch_template.this[0]"],
+    )
+    (refresh,) = group["instance_refresh"]
+    assert refresh["strategy"] == "Rolling"
+    (preferences,) = refresh["preferences"]
+    assert preferences["min_healthy_percentage"] == 100
+    assert preferences["max_healthy_percentage"] > 100  # room to launch before terminating
+    # The group follows the template's newest version by number, so a new version is a change
+    # of the group, which is what starts the refresh.
+    assert group["launch_template"][0]["version"] == str(template["latest_version"])
