@@ -257,6 +257,11 @@ AT_ZERO_MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "ssm:ListTagsForResource": _ssm_tagged,
 }
 
+#: Condition keys a service sets from a request's own parameters (key -> parameter).
+REQUEST_KEYS: dict[str, dict[str, str]] = {
+    "cloudwatch:PutMetricData": {"cloudwatch:namespace": "Namespace"},
+}
+
 
 FLEET_MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "elasticloadbalancing:CreateLoadBalancer": _elb_new("loadbalancer"),
@@ -431,6 +436,7 @@ MAPPED: dict[str, Callable[[Request], list[str]]] = {
     "sts:AssumeRole": _assume_role,
     **FLEET_MAPPED,
     **AT_ZERO_MAPPED,
+    "cloudwatch:PutMetricData": lambda req: ["*"],  # scoped by its namespace key only
 }
 
 
@@ -704,7 +710,8 @@ def s3_pairs(
 def pairs(req: Request) -> tuple[list[Pair], bool]:
     """The (action, resource) pairs IAM authorizes for ``req``, and whether the action is known."""
     if req.action in MAPPED:
-        found = [Pair(req.action, arn) for arn in MAPPED[req.action](req)]
+        keys = {k: v for k, p in REQUEST_KEYS.get(req.action, {}).items() for v in req.values(p)}
+        found = [Pair(req.action, arn, keys) for arn in MAPPED[req.action](req)]
     elif UNSCOPED.match(req.action):
         found = [Pair(req.action, "*")]
     else:

@@ -11,6 +11,9 @@ what the CLI sets; the replicas never run a bootstrap (their stage reads "unknow
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import test_apply_cycle
 from aws_emulator import MOTO_DLAMI, Emulator, created_resources
 from qwen3vl_aws.aws.terraform import Terraform
 from qwen3vl_aws.instance.endpoint import fingerprint
+from qwen3vl_aws.paths import userdata_dir
 from test_apply_cycle import FLEET_STATEMENTS
 
 from rig.iam.check import broader, out_of_scope, refused, unmapped
@@ -27,6 +31,7 @@ from rig.iam.policy import operator_policy
 pytestmark = pytest.mark.slow
 
 NAME = "fleetcli"
+METRICS = Path(__file__).resolve().parents[1] / "fixtures" / "vllm-metrics"
 ALLOWED = ["203.0.113.7/32"]
 
 
@@ -125,6 +130,70 @@ def test_status_json_lists_the_replicas(applied: Applied) -> None:
     assert len(doc["replicas"]) == 2
     assert {r["zone"] for r in doc["replicas"]} <= set(applied.pieces["zones"])
     assert doc["certificate"]["arn"] == applied.pieces["certificate_arn"]
+
+
+def test_a_replica_publishes_its_queue_as_the_fleets_instance_role(
+    applied: Applied, tmp_path: Path
+) -> None:
+    """qwen3vl-fleet publish as a replica runs it: the role Terraform made for the fleet's
+    instances (assumed through STS), moto enforcing its actions, and the call judged against the
+    role's real documents, namespace condition included."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from test_apply_cycle import assert_within_role_policy
+
+    from rig.gateway import emulator_env, instance_env, write_deploy_env
+    from rig.net import free_port
+
+    metrics = (METRICS / "vllm-0.32.0-cpu-after-one-request.prom").read_bytes()
+
+    class Metrics(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(metrics)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Metrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    root = tmp_path / "replica"
+    (root / "opt/qwen3vl/bin").mkdir(parents=True)
+    (root / "var/lib/qwen3vl").mkdir(parents=True)
+    agent = root / "opt/qwen3vl/bin/qwen3vl-fleet"
+    agent.write_bytes((userdata_dir() / "bin/qwen3vl-fleet").read_bytes())
+    write_deploy_env(
+        root,
+        {
+            "REGION": applied.record["region"],
+            "ENGINE_PORT": str(server.server_address[1]),
+            "FLEET_GROUP": applied.pieces["autoscaling_group_name"],
+            "FLEET_DRAIN_HOOK": applied.pieces["drain_hook_name"],
+            "FLEET_METRIC_NAMESPACE": applied.pieces["metric_namespace"],
+        },
+    )
+    aws = applied.emulator.iam
+    roles = applied.emulator.client("iam").list_roles(PathPrefix="/qwen3vl/")["Roles"]
+    (role,) = [r for r in roles if r["RoleName"].startswith(f"{NAME}-instance-")]
+    replica = applied.group()["Instances"][0]["InstanceId"]
+    creds = aws.assume_role(role["Arn"], replica)
+    env = instance_env(root, {**emulator_env(aws.url, tmp_path), **creds.env()})
+    try:
+        with aws.resources_widened(role["RoleName"]) as documents:
+            published = subprocess.run(
+                [sys.executable, str(agent), "publish"], env=env, capture_output=True, text=True,
+                timeout=120, check=False,
+            )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert published.returncode == 0, published.stderr
+    calls = aws.records(creds)
+    assert [c["action"] for c in calls if c["action"].startswith("cloudwatch:")] == [
+        "cloudwatch:PutMetricData"
+    ]
+    assert_within_role_policy(calls, documents, script="fleet")
 
 
 def test_scale_moves_the_group_and_the_next_plan_agrees(
