@@ -158,3 +158,33 @@ def test_bake_list_json_matches_its_schema(ec2: Any, instance_id: str, aws_env: 
     jsonschema.validate(doc, json.loads(SCHEMA.read_text()), cls=jsonschema.Draft202012Validator)
     (listed,) = doc
     assert listed["image_id"] == image_id and listed["matches"] is True
+
+
+def test_bake_through_the_cli_makes_the_image_apply_will_choose(
+    ec2: Any, instance_id: str, aws_env: str
+) -> None:
+    """`qwen3vl-aws bake --yes` on the recorded deployment: the ready instance is sealed around
+    CreateImage over its channel, and the image it prints is the one apply would launch; without
+    --yes and no answer it creates nothing."""
+    from click.testing import CliRunner
+    from qwen3vl_aws.cli import cli
+    from qwen3vl_aws.deployment import Deployment
+
+    from rig.cli import app_with_channel
+
+    Deployment(
+        name="demo", region="us-east-1", instance_type="g5.xlarge", instance_id=instance_id
+    ).save()
+    channel = RecordingChannel()
+    refused = CliRunner().invoke(cli, ["--name", "demo", "bake"], obj=app_with_channel(channel))
+    assert refused.exit_code == 1 and bake.list_baked(ec2) == []
+    result = CliRunner().invoke(
+        cli, ["--name", "demo", "bake", "--yes"], obj=app_with_channel(channel)
+    )
+    assert result.exit_code == 0, result.output
+    image_id = bake.matching_image(ec2, "vllm")
+    assert image_id is not None and f"Baked {image_id}" in result.stdout
+    assert [s for s in channel.scripts if "seal" in s] == [
+        f"{bake.BOOTSTRAP} seal",
+        f"{bake.BOOTSTRAP} unseal",
+    ]
