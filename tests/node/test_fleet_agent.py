@@ -99,14 +99,26 @@ def aws(aws_env: str) -> dict[str, str]:
 
 
 @contextmanager
-def _streams(server: VllmServer, count: int, max_tokens: int) -> Iterator[list[dict]]:
-    """``count`` streamed chat requests in flight (rig.fleet.streams), joined on exit."""
-    results, threads = streams(server.base_url, server.served_model_name, count, max_tokens)
+def _busy(server: VllmServer, count: int, max_tokens: int) -> Iterator[list[dict]]:
+    """``count`` streamed chat requests (rig.fleet.streams) that vLLM's /metrics has shown
+    running. A batch that ends before a read saw it (a fast runner answers in seconds) is
+    followed by another; the results of every batch are yielded, all joined on exit."""
+    batches: list[tuple[list[dict], list[threading.Thread]]] = []
     try:
-        yield results
+        deadline = time.monotonic() + 180
+        while True:
+            assert time.monotonic() < deadline, "vLLM's /metrics never showed the streams running"
+            if not batches or not any(t.is_alive() for t in batches[-1][1]):
+                model = server.served_model_name
+                batches.append(streams(server.base_url, model, count, max_tokens))
+            if _metrics(server)["RunningRequests"] > 0:
+                break
+            time.sleep(0.05)
+        yield [result for batch, _threads in batches for result in batch]
     finally:
-        for thread in threads:
-            thread.join(timeout=300)
+        for _results, threads in batches:
+            for thread in threads:
+                thread.join(timeout=300)
 
 
 def _metrics(server: VllmServer) -> dict[str, float]:
@@ -189,14 +201,12 @@ def test_wait_idle_returns_only_once_the_streams_in_flight_finished(
     vllm_server: VllmServer, aws: dict[str, str], tmp_path: Path
 ) -> None:
     root = _root(tmp_path, vllm_server.port)
-    with _streams(vllm_server, 3, 400) as results:
-        while _metrics(vllm_server)["RunningRequests"] == 0:
-            time.sleep(0.1)
+    with _busy(vllm_server, 3, 400) as results:
         waited = _run_agent(root, aws, "wait-idle", "240", QWEN3VL_DRAIN_POLL_S="0.2")
         finished_when_idle = [r["finished"] for r in results]
     assert waited.returncode == 0, waited.stderr
-    assert finished_when_idle == [True, True, True]
-    assert [r["error"] for r in results] == [None, None, None]
+    assert len(finished_when_idle) >= 3 and all(finished_when_idle)
+    assert all(r["error"] is None for r in results), results
 
 
 class _Imds(BaseHTTPRequestHandler):
@@ -305,16 +315,14 @@ def test_watch_drains_a_terminating_replica_and_completes_its_own_action(
         quiet = _run_agent(root, aws, "watch", QWEN3VL_IMDS=url)
         assert quiet.returncode == 0 and not calls.exists(), quiet.stderr
         metadata["autoscaling/target-lifecycle-state"] = "Terminated"
-        with _streams(vllm_server, 2, 300) as results:
-            while _metrics(vllm_server)["RunningRequests"] == 0:
-                time.sleep(0.1)
+        with _busy(vllm_server, 2, 300) as results:
             drained = _run_agent(
                 root, aws, "watch", QWEN3VL_IMDS=url, QWEN3VL_DRAIN_POLL_S="0.2",
                 PATH=f"{stub_bin}:/usr/bin:/bin",
             )  # fmt: skip
             finished_before_stop = [r["finished"] for r in results]
     assert drained.returncode == 0, drained.stderr
-    assert finished_before_stop == [True, True]
+    assert len(finished_before_stop) >= 2 and all(finished_before_stop)
     assert calls.read_text().splitlines() == [
         "stop qwen3vl-gateway.service",
         "stop qwen3vl-engine.service",
