@@ -58,7 +58,6 @@ def wait_for_fleet(
 ) -> None:
     """Until max(MIN, 1) replicas are healthy behind the load balancer, with progress; then pin
     the listener's imported certificate (from ACM) where clients trust it."""
-    from ..deployment import IMPORTED_CERTIFICATE_KEY as RECORD_KEY
     from ..fleet.status import pin_listener_certificate, wait_healthy
     from ..instance.endpoint import fingerprint
     from .fleet_view import read_fleet, show_fleet
@@ -76,7 +75,7 @@ def wait_for_fleet(
         wait_healthy(session.clients, record, timeout=timeout, progress=progress)
     status = read_fleet(session, stages=as_json)
     certificate = "ACM-issued for the domain (publicly trusted)"
-    if status.certificate_arn and status.certificate_arn == record.extra.get(RECORD_KEY):
+    if status.certificate_arn and not record.publicly_trusted:
         pem = pin_listener_certificate(
             session.clients.client("acm"), record, status.certificate_arn
         )
