@@ -397,24 +397,6 @@ def test_scale_to_zero_pieces(environment: Emulator, tmp_path: Path) -> None:
         zero.client("acm").delete_certificate(CertificateArn=zero.variables["certificate_arn"])
 
 
-def test_destroy_leaves_nothing(fleet: Fleet) -> None:
-    fleet.tf.destroy()
-    fleet.client("acm").delete_certificate(CertificateArn=fleet.variables["certificate_arn"])
-    leftovers = created_resources(fleet.emulator)
-    leftovers["auto_scaling_groups"] = fleet.client("autoscaling").describe_auto_scaling_groups()[
-        "AutoScalingGroups"
-    ]
-    leftovers["load_balancers"] = fleet.client("elbv2").describe_load_balancers()["LoadBalancers"]
-    leftovers["target_groups"] = fleet.client("elbv2").describe_target_groups()["TargetGroups"]
-    leftovers["launch_templates"] = fleet.client("ec2").describe_launch_templates()[
-        "LaunchTemplates"
-    ]
-    leftovers["alarms"] = fleet.client("cloudwatch").describe_alarms()["MetricAlarms"]
-    leftovers["certificates"] = fleet.client("acm").list_certificates()["CertificateSummaryList"]
-    assert not any(leftovers.values()), {k: v for k, v in leftovers.items() if v}
-    assert managed_resources(fleet.tf.show().get("values", {})) == {}
-
-
 def test_a_new_launch_template_version_rolls_out_by_instance_refresh(fleet: Fleet) -> None:
     """A new serving plan or AMI is a new launch template version; the group replaces its
     instances a few at a time, never below the healthy count it had. moto never runs a refresh
@@ -433,3 +415,21 @@ def test_a_new_launch_template_version_rolls_out_by_instance_refresh(fleet: Flee
     # The group follows the template's newest version by number, so a new version is a change
     # of the group, which is what starts the refresh.
     assert group["launch_template"][0]["version"] == str(template["latest_version"])
+
+
+def test_destroy_leaves_nothing(fleet: Fleet) -> None:
+    fleet.tf.destroy()
+    fleet.client("acm").delete_certificate(CertificateArn=fleet.variables["certificate_arn"])
+    leftovers = created_resources(fleet.emulator)
+    leftovers["auto_scaling_groups"] = fleet.client("autoscaling").describe_auto_scaling_groups()[
+        "AutoScalingGroups"
+    ]
+    leftovers["load_balancers"] = fleet.client("elbv2").describe_load_balancers()["LoadBalancers"]
+    leftovers["target_groups"] = fleet.client("elbv2").describe_target_groups()["TargetGroups"]
+    leftovers["launch_templates"] = fleet.client("ec2").describe_launch_templates()[
+        "LaunchTemplates"
+    ]
+    leftovers["alarms"] = fleet.client("cloudwatch").describe_alarms()["MetricAlarms"]
+    leftovers["certificates"] = fleet.client("acm").list_certificates()["CertificateSummaryList"]
+    assert not any(leftovers.values()), {k: v for k, v in leftovers.items() if v}
+    assert managed_resources(fleet.tf.show().get("values", {})) == {}
