@@ -19,6 +19,7 @@ module "userdata" {
   max_image_pixels      = var.max_image_pixels
   model_cache_bucket    = var.model_cache_bucket
   model_revision        = var.model_revision
+  model_reader_role_arn = one(aws_iam_role.model_reader[*].arn)
 
   fleet = local.fleet ? {
     group_name       = local.group_name

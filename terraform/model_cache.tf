@@ -2,7 +2,8 @@
 # bucket once per account and region). Read: this model revision's files and the compile caches.
 # Write: create-only (If-None-Match), so the one instance that fills the cache cannot overwrite
 # anything, and nothing it writes is ever replaced. The engine unit cannot reach the metadata
-# service (IPAddressDeny), so only root-run bootstrap steps hold these credentials.
+# service (IPAddressDeny), so only root-run steps hold these credentials. The engine streams the
+# weights with the reader role's (below): read-only, this revision's files only, one hour.
 data "aws_partition" "current" {}
 
 locals {
@@ -32,6 +33,16 @@ data "aws_iam_policy_document" "model_cache" {
       "${local.model_cache_arn}/${local.model_cache_prefix}*",
       "${local.model_cache_arn}/${local.compile_cache_prefix}*",
     ]
+  }
+
+  # The engine unit's privileged ExecStartPre hands the engine a session of the reader role.
+  dynamic "statement" {
+    for_each = aws_iam_role.model_reader[*].arn
+    content {
+      sid       = "HandTheEngineTheReaderRole"
+      actions   = ["sts:AssumeRole"]
+      resources = [statement.value]
+    }
   }
 
   statement {
@@ -77,4 +88,58 @@ resource "aws_iam_role_policy" "model_cache" {
       error_message = "model_cache_bucket needs model_revision pinned to a 40-character commit hash of ${var.model_id}, so that every instance reads the same files."
     }
   }
+}
+
+# The engine's own credentials: it streams this revision's weights, config and tokenizer straight
+# from S3 (vLLM's Run:ai streamer) and may do nothing else, so an engine that a request subverts
+# holds no key to the API secret, no write and no other model. Sessions last one hour: the engine
+# reads S3 only while it loads, and each (re)start of the unit takes a fresh session.
+data "aws_iam_policy_document" "model_reader_trust" {
+  statement {
+    sid     = "TheInstanceRoleAssumesIt"
+    actions = ["sts:AssumeRole"]
+
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.this.arn]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "model_reader" {
+  statement {
+    sid       = "ListThisModelRevision"
+    actions   = ["s3:ListBucket"]
+    resources = [local.model_cache_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.model_cache_prefix}*"]
+    }
+  }
+
+  statement {
+    sid       = "ReadThisModelRevision"
+    actions   = ["s3:GetObject"]
+    resources = ["${local.model_cache_arn}/${local.model_cache_prefix}*"]
+  }
+}
+
+resource "aws_iam_role" "model_reader" {
+  count = local.model_cache_enabled ? 1 : 0
+
+  name_prefix          = "${var.name}-reader-"
+  path                 = local.iam_path
+  description          = "qwen3vl-aws ${var.name}: the engine's read-only access to its model revision in the S3 model cache"
+  assume_role_policy   = data.aws_iam_policy_document.model_reader_trust.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "model_reader" {
+  count = local.model_cache_enabled ? 1 : 0
+
+  name   = "model-reader"
+  role   = aws_iam_role.model_reader[0].id
+  policy = data.aws_iam_policy_document.model_reader.json
 }

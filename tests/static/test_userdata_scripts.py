@@ -629,3 +629,35 @@ def test_certificate_is_kept_across_renders_and_remade_when_the_host_changes(tmp
     render(tmp_path, PUBLIC_HOST="198.51.100.7")
     assert certificate(root).serial_number != first
     assert subject_alt_names(root) == ["198.51.100.7"]
+
+
+def test_engine_wrapper_exports_the_reader_session_verbatim_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    """qwen3vl-engine reads the session the unit's ExecStartPre wrote: AWS_* values exactly as
+    written (base64 secrets and tokens end in "="), any other line ignored."""
+    session = tmp_path / "s3.env"
+    session.write_text(
+        "AWS_ACCESS_KEY_ID=ASIAEXAMPLE\nAWS_SECRET_ACCESS_KEY=ab/c+d=\n"
+        "AWS_SESSION_TOKEN=FwoG==\nAWS_EC2_METADATA_DISABLED=true\nPATH=/tmp/evil\n"
+    )
+    (tmp_path / "dumpenv.py").write_text("import json, os; print(json.dumps(dict(os.environ)))")
+    run = subprocess.run(
+        [str(userdata_dir() / "bin" / "qwen3vl-engine")],
+        env={
+            "PATH": BASE_PATH,
+            "PYTHONPATH": str(tmp_path),
+            "ENGINE_PYTHON": sys.executable,
+            "ENGINE_ENTRYPOINT": "dumpenv",
+            "ENGINE_ARGS": "--model s3://bucket/models/m/rev",
+            "ENGINE_S3_CREDENTIALS": str(session),
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    env = json.loads(run.stdout)
+    assert env["AWS_SECRET_ACCESS_KEY"] == "ab/c+d=" and env["AWS_SESSION_TOKEN"] == "FwoG=="
+    assert env["AWS_ACCESS_KEY_ID"] == "ASIAEXAMPLE"
+    assert env["AWS_EC2_METADATA_DISABLED"] == "true"
+    assert env["PATH"] == BASE_PATH

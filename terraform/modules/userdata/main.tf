@@ -36,7 +36,11 @@ locals {
     FLEET_DRAIN_HOOK       = var.fleet.drain_hook_name
     FLEET_METRIC_NAMESPACE = var.fleet.metric_namespace
   }
-  all_settings = merge(local.settings, local.fleet_settings)
+  # With the S3 model cache, the role the engine streams the weights with.
+  reader_settings = var.model_reader_role_arn == null ? {} : {
+    MODEL_READER_ROLE_ARN = var.model_reader_role_arn
+  }
+  all_settings = merge(local.settings, local.fleet_settings, local.reader_settings)
   deploy_env   = join("", [for k in sort(keys(local.all_settings)) : "${k}='${local.all_settings[k]}'\n"])
 
   # The instance contract (userdata/instance.json, also read by the Python package and the rig)

@@ -179,6 +179,17 @@ variable "model_revision" {
   default     = ""
 }
 
+variable "model_reader_role_arn" {
+  description = "The role the engine streams the weights from the S3 model cache with (null = none: the engine reads them from local disk). The engine unit's privileged ExecStartPre assumes it with the instance role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.model_reader_role_arn == null || can(regex("^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]+$", var.model_reader_role_arn))
+    error_message = "model_reader_role_arn must be an IAM role ARN."
+  }
+}
+
 variable "fleet" {
   description = "For a replica of a fleet: its Auto Scaling group, the termination hook it completes after draining, and the CloudWatch namespace it publishes the engine's queue to. null (default) = a single instance (no fleet files, deploy.env unchanged)."
   type = object({
