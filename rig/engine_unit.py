@@ -5,12 +5,18 @@ pixel cap, media guard and fetch settings, not looser defaults."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
-from .gateway import GatewayRigError, install_instance, run_script
-from .vllm import server_env
+from .gateway import GatewayRigError, install_instance, instance_env, run_script
+from .tools_env import link_tools
+from .vllm import READY_TIMEOUT_S, VllmServer, cpu_engine_args, serve, server_env, vllm_python
+
+ENGINE_ENV = "etc/qwen3vl/engine.env"
+ENGINE_UNIT = "etc/systemd/system/qwen3vl-engine.service"
 
 #: engine.env's own keys: the rig runs `vllm serve` with its flags, not the unit's ExecStart.
 _LAUNCHER_KEYS = ("ENGINE", "ENGINE_PYTHON", "ENGINE_ENTRYPOINT", "ENGINE_ARGS", "ENGINE_PORT")
@@ -47,15 +53,20 @@ def render_engine(root: Path, settings: Mapping[str, str]) -> None:
         raise GatewayRigError(f"qwen3vl-bootstrap render failed:\n{rendered.stderr}")
 
 
-def unit_environment(root: Path) -> dict[str, str]:
-    """engine.env as systemd passes it (bash parses the same quoting), over the CPU rig's
-    settings (offline, no thread pinning on this shared machine)."""
-    script = f"set -a; source {root}/etc/qwen3vl/engine.env; env -0"
+def engine_file_env(root: Path) -> dict[str, str]:
+    """engine.env's variables as systemd passes them (bash parses the same quoting)."""
+    script = f"set -a; source {root}/{ENGINE_ENV}; env -0"
     out = subprocess.run(["env", "-i", "bash", "-c", script], capture_output=True, check=True)
     unit_env = dict(item.split("=", 1) for item in out.stdout.decode().split("\0") if item)
     for name in ("PWD", "SHLVL", "_"):
         unit_env.pop(name, None)
-    return {**server_env(), **unit_env}
+    return unit_env
+
+
+def unit_environment(root: Path) -> dict[str, str]:
+    """engine.env over the CPU rig's settings (offline, no thread pinning on this shared
+    machine)."""
+    return {**server_env(), **engine_file_env(root)}
 
 
 def served_engine_env(root: Path) -> dict[str, str]:
@@ -64,3 +75,66 @@ def served_engine_env(root: Path) -> dict[str, str]:
     for name in _LAUNCHER_KEYS:
         env.pop(name, None)
     return env
+
+
+def exec_start_pre(root: Path) -> list[list[str]]:
+    """The rendered engine unit's ExecStartPre commands, split as systemd splits them: prefixes
+    such as ``+`` dropped (the rig runs everything as the tests' user) and ``$$`` a literal
+    ``$``."""
+    unit = (root / ENGINE_UNIT).read_text().splitlines()
+    prefix = "ExecStartPre="
+    lines = [line[len(prefix) :].lstrip("+-@:!") for line in unit if line.startswith(prefix)]
+    return [[word.replace("$$", "$") for word in shlex.split(line)] for line in lines]
+
+
+def run_exec_start_pre(root: Path, env: Mapping[str, str]) -> None:
+    """Run the unit's ExecStartPre commands with engine.env and ``env`` (the instance role's
+    credentials, the emulator's endpoint) over the instance's base environment, as systemd runs
+    them before the engine; the bootstrap's tools environment is where it installs it."""
+    link_tools(root)
+    for command in exec_start_pre(root):
+        done = subprocess.run(
+            command,
+            env=instance_env(root, {**engine_file_env(root), **env}),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise GatewayRigError(f"ExecStartPre {command} failed:\n{done.stderr}")
+
+
+@contextmanager
+def start_engine_unit(
+    root: Path, log_path: Path, env: Mapping[str, str], timeout: float = READY_TIMEOUT_S
+) -> Iterator[VllmServer]:
+    """The unit's ExecStart, the instance's own qwen3vl-engine, with engine.env as systemd
+    passes it: its GPU flags made runnable on this CPU and its python the rig's vLLM venv. No
+    AWS variable of the tests' own environment reaches it: only engine.env's and ``env``'s."""
+    rig_env = {k: v for k, v in server_env().items() if not k.startswith("AWS_")}
+    unit_env = {**rig_env, **engine_file_env(root)}
+    args = unit_env["ENGINE_ARGS"].split()
+    # cpu_engine_args drops what start_vllm passes itself (model, address, name): kept as given.
+    own = [
+        w
+        for f in ("--model", "--host", "--port", "--served-model-name")
+        for w in (f, _value(args, f))
+    ]
+    unit_env.update(
+        ENGINE_PYTHON=str(vllm_python()), ENGINE_ARGS=" ".join([*own, *cpu_engine_args(args)])
+    )
+    server = VllmServer(
+        port=int(unit_env["ENGINE_PORT"]),
+        served_model_name=_value(args, "--served-model-name"),
+        model_dir=_value(args, "--model"),
+        log_path=log_path,
+        pid=0,
+    )
+    command = [str(root / "opt/qwen3vl/bin/qwen3vl-engine")]
+    with serve(command, server, {**unit_env, **env}, timeout) as running:
+        yield running
+
+
+def _value(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]

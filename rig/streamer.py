@@ -24,18 +24,23 @@ def loader_flags(concurrency: int) -> list[str]:
     return [*STREAM_FLAGS, "--model-loader-extra-config", f'{{"concurrency":{concurrency}}}']
 
 
-def streamer_env(
-    endpoint: str, assets_dir: Path, *, access_key: str = "testing", secret_key: str = "testing"
-) -> dict[str, str]:
-    """Environment for a vLLM server that streams from the S3 at ``endpoint``."""
+def streamer_pythonpath(pythonpath: str | None) -> str:
+    """``pythonpath`` with the streamer's directory in front (the instance has it in the engine
+    venv itself)."""
     if not (RUNAI_DIR / ".ready").is_file():
         raise VllmRigError(
             f"the Run:ai streamer is missing from {RUNAI_DIR}; install it with "
             f"`{SETUP_SCRIPT.relative_to(REPO_ROOT)}` (needs the vLLM venv)"
         )
-    pythonpath = os.pathsep.join(p for p in (str(RUNAI_DIR), os.environ.get("PYTHONPATH")) if p)
+    return os.pathsep.join(p for p in (str(RUNAI_DIR), pythonpath) if p)
+
+
+def streamer_env(
+    endpoint: str, assets_dir: Path, *, access_key: str = "testing", secret_key: str = "testing"
+) -> dict[str, str]:
+    """Environment for a vLLM server that streams from the S3 at ``endpoint``."""
     return {
-        "PYTHONPATH": pythonpath,
+        "PYTHONPATH": streamer_pythonpath(os.environ.get("PYTHONPATH")),
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_ACCESS_KEY_ID": access_key,
         "AWS_SECRET_ACCESS_KEY": secret_key,

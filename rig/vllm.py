@@ -7,6 +7,7 @@ exercised as deployed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import signal
@@ -226,9 +227,20 @@ def start_vllm(
         served_model_name,
         *cpu_engine_args(engine_args),
     ]
+    served = VllmServer(port, served_model_name, model_dir, log_path, 0)
+    with serve(command, served, server_env(env), timeout) as server:
+        yield server
+
+
+@contextmanager
+def serve(
+    command: Sequence[str], server: VllmServer, env: Mapping[str, str], timeout: float
+) -> Iterator[VllmServer]:
+    """Run ``command``, a vLLM OpenAI server answering as ``server`` says, until it is healthy;
+    yields ``server`` with the process's pid. Always stops the whole process group."""
     process: subprocess.Popen[bytes] | None = None
     try:
-        with held_signals(), log_path.open("wb") as log:
+        with held_signals(), server.log_path.open("wb") as log:
             log.write(f"$ {shlex.join(command)}\n".encode())
             log.flush()
             process = subprocess.Popen(
@@ -236,12 +248,12 @@ def start_vllm(
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env=server_env(env),
+                env=dict(env),
                 start_new_session=True,
             )
-        server = VllmServer(port, served_model_name, model_dir, log_path, process.pid)
-        _wait_healthy(process, server, timeout)
-        yield server
+        running = dataclasses.replace(server, pid=process.pid)
+        _wait_healthy(process, running, timeout)
+        yield running
     finally:
         if process is not None:
             _stop(process)

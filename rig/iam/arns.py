@@ -697,6 +697,9 @@ def s3_pairs(
         return [Pair(f"s3:{method} {','.join(query)}", resource, context)], False
     if "versionId" in query:
         action = S3_VERSION_ACTIONS.get(action, action)
+    if action == "ListBucket" and query.get("prefix"):  # what an s3:prefix condition sees
+        prefix = query["prefix"]
+        context = {**context, "s3:prefix": prefix[0] if isinstance(prefix, list) else prefix}
     resources = [resource]
     if "delete" in named:
         keys = re.findall(r"<Key>(.*?)</Key>", body)

@@ -112,13 +112,41 @@ class EnforcingEmulator:
         return Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
 
     @contextmanager
+    def trusting_session(self, role_name: str, role_arn: str, session: str) -> Iterator[None]:
+        """Within the block ``role_name`` trusts the session ``session`` of ``role_arn`` as moto
+        can see it. AWS lets a trust policy that names a role admit every session of that role;
+        moto compares the principal literally with the caller's assumed-role ARN (and drops the
+        role's path), so such a trust refuses there. The real document is put back afterwards;
+        the tests check it as written."""
+        iam = self.client("iam")
+        real = iam.get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
+        account, name = role_arn.split(":")[4], role_arn.rsplit("/", 1)[1]
+        principal = f"arn:aws:sts::{account}:assumed-role/{name}/{session}"
+        moto_sees = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
+            ],
+        }
+        iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(moto_sees))
+        try:
+            yield
+        finally:
+            iam.update_assume_role_policy(RoleName=role_name, PolicyDocument=json.dumps(real))
+
+    def role_documents(self, role_name: str) -> dict[str, dict[str, Any]]:
+        """The role's inline policies as written, by name."""
+        iam = self.client("iam")
+        names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        return {n: _document(iam.get_role_policy(RoleName=role_name, PolicyName=n)) for n in names}
+
+    @contextmanager
     def resources_widened(self, role_name: str) -> Iterator[list[dict[str, Any]]]:
         """Within the block the role's inline policies grant their actions on Resource "*"
         (all moto can match); yields the real documents, for :func:`rig.iam.policy.evaluate`
         to check the resources. The real documents are put back afterwards."""
         iam = self.client("iam")
-        names = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
-        real = {n: _document(iam.get_role_policy(RoleName=role_name, PolicyName=n)) for n in names}
+        real = self.role_documents(role_name)
         for name, document in real.items():
             wide = json.dumps(widened(document))
             iam.put_role_policy(RoleName=role_name, PolicyName=name, PolicyDocument=wide)

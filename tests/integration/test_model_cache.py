@@ -17,15 +17,31 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 import requests
 from aws_emulator import MOTO_DLAMI, REGION, Emulator
 from qwen3vl_aws.aws.model_cache import bucket_name, ensure_bucket, model_url
 from qwen3vl_aws.aws.terraform import Terraform
+from qwen3vl_aws.serving.planner import plan_serving
 
 from rig import modelcache
+from rig.engine_unit import (
+    engine_file_env,
+    engine_settings,
+    render_engine,
+    run_exec_start_pre,
+    start_engine_unit,
+)
+from rig.iam.check import out_of_scope, unmapped
+from rig.iam.check import refused as refused_by_moto
+from rig.iam.emulator import Credentials
+from rig.iam.policy import evaluate, operator_policy
 from rig.moto_bucket_policy import conditional_bucket_statements_left_to_the_tests
+from rig.net import free_port
 from rig.s3_policy import Recorder, refused
+from rig.streamer import streamer_pythonpath
+from rig.vllm import RIG_INSTANCE_TYPE, VllmRigError, build_tiny_model
 
 pytestmark = pytest.mark.slow
 
@@ -257,3 +273,197 @@ def test_real_policy_refuses_overwrites_and_other_revisions(cache: Cache) -> Non
         "other model": "implicit-deny",
         "plain http": "denied",
     }
+
+
+# --- the engine streams from the cache with the reader role --------------------------------
+
+#: The rig's tiny model, under its own model id so its reader role is its own.
+TINY_ID = "rig/tiny-qwen3-vl"
+
+
+@pytest.fixture(scope="module")
+def reader(cache: Cache, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A deployment of the tiny model with the cache: Terraform's instance role (its cache
+    policy) and reader role; the tiny model filled into the cache (by the tests, as the owner)."""
+    work = tmp_path_factory.mktemp("stream-itest")
+    tf = Terraform(cache.emulator.home / "stream-itest")
+    tf.prepare(
+        {
+            "name": "stream-itest",
+            "region": REGION,
+            "allowed_cidrs": ["203.0.113.7/32"],
+            "ami_id": MOTO_DLAMI,
+            "model_id": TINY_ID,
+            "model_cache_bucket": cache.bucket,
+            "model_revision": REVISION,
+        }
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in cache.emulator.env.items():
+            mp.setenv(name, value)
+        tf.apply(targets=["aws_iam_role_policy.model_cache", "aws_iam_role_policy.model_reader"])
+        resources = tf.resources()
+    try:
+        tiny = build_tiny_model(work / "tiny")
+    except VllmRigError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    modelcache.load().fill(cache.admin("s3"), tiny, model_url(cache.bucket, TINY_ID, REVISION))
+    return {
+        "instance_role": resources["aws_iam_role.this"]["name"],
+        "instance_role_arn": resources["aws_iam_role.this"]["arn"],
+        "reader_role": resources["aws_iam_role.model_reader[0]"]["name"],
+        "reader_role_arn": resources["aws_iam_role.model_reader[0]"]["arn"],
+    }
+
+
+def _session_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+@pytest.mark.node
+def test_engine_streams_its_revision_with_the_reader_role_and_nothing_more(
+    cache: Cache, reader: dict[str, str], tmp_path: Path
+) -> None:
+    """The whole path as the instance runs it: engine.env rendered by the real bootstrap, the
+    unit's ExecStartPre run with the instance role's credentials (it takes a session of the
+    reader role), then the unit's ExecStart (qwen3vl-engine) serving the tiny model straight
+    from the emulated S3 through the real Run:ai streamer, with only that session. Every call
+    of both is judged against the real documents Terraform made."""
+    aws = cache.emulator.iam
+    plan = plan_serving(RIG_INSTANCE_TYPE)
+    root = tmp_path / "instance"
+    # What the model stage records once it finds the cache filled (its own test:
+    # tests/static/test_bootstrap_s3_cache.py); render then points the engine at S3.
+    status = root / "var/lib/qwen3vl/status.json"
+    status.parent.mkdir(parents=True)
+    status.write_text(json.dumps({"weights": {"source": "s3-stream", "bytes": 0, "seconds": 0}}))
+    render_engine(
+        root,
+        engine_settings(
+            plan.model_id,
+            free_port(),
+            " ".join(plan.flags),
+            MODEL_ID=TINY_ID,
+            MODEL_CACHE_BUCKET=cache.bucket,
+            MODEL_REVISION=REVISION,
+            MODEL_READER_ROLE_ARN=reader["reader_role_arn"],
+            MAX_IMAGE_PIXELS=str(plan.max_decoded_pixels),
+        ),
+    )
+    unit = engine_file_env(root)
+    assert unit["ENGINE_ARGS"].startswith(f"--model {model_url(cache.bucket, TINY_ID, REVISION)} ")
+    session_file = Path(unit["ENGINE_S3_CREDENTIALS"])
+    session_file.parent.mkdir(mode=0o700, parents=True)  # the unit's RuntimeDirectory
+    endpoint = {"AWS_ENDPOINT_URL": cache.emulator.url}
+    instance = aws.assume_role(reader["instance_role_arn"], "i-0123456789abcdef0")
+    with (
+        aws.resources_widened(reader["instance_role"]) as instance_documents,
+        aws.resources_widened(reader["reader_role"]) as reader_documents,
+        aws.trusting_session(
+            reader["reader_role"], reader["instance_role_arn"], "i-0123456789abcdef0"
+        ),
+    ):
+        run_exec_start_pre(root, {**endpoint, **instance.env()})
+        session = _session_file(session_file)
+        assert session_file.stat().st_mode & 0o077 == 0
+        engine_env = {
+            **endpoint,
+            "PYTHONPATH": streamer_pythonpath(unit["PYTHONPATH"]),
+        }
+        with start_engine_unit(root, tmp_path / "engine.log", engine_env) as server:
+            answer = httpx.post(
+                f"{server.base_url}/v1/chat/completions",
+                json={
+                    "model": server.served_model_name,
+                    "messages": [{"role": "user", "content": "Hi"}],
+                    "max_tokens": 3,
+                    "temperature": 0,
+                },
+                timeout=120,
+            )
+        log = server.log_path.read_text()
+        secrets = aws.client("secretsmanager", Credentials(*_session_keys(session)))
+        with pytest.raises(secrets.exceptions.ClientError) as denied:
+            secrets.list_secrets()
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["usage"]["completion_tokens"] == 3
+    assert "Loading safetensors using Runai Model Streamer: 100%" in log
+    assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403  # moto's AccessDenied
+
+    reader_session = Credentials(*_session_keys(session))
+    streamed = aws.records(reader_session)
+    objects = {p["resource"] for e in streamed for p in e["pairs"] if p["action"] == "s3:GetObject"}
+    prefix = f"arn:aws:s3:::{cache.bucket}/models/{TINY_ID}/{REVISION}/"
+    assert prefix + "model.safetensors" in objects and prefix + "config.json" in objects
+    # Every call of the engine within the reader role as written (the secret listing aside,
+    # which moto refused above), and every call of the ExecStartPre within the instance role.
+    engine_calls = [e for e in streamed if not e["action"].startswith("secretsmanager:")]
+    assert unmapped(engine_calls) == [] and refused_by_moto(engine_calls) == []
+    assert out_of_scope(engine_calls, reader_documents) == []
+    handed = aws.records(instance)
+    assert [(e["action"], e["pairs"][0]["resource"]) for e in handed] == [
+        ("sts:AssumeRole", reader["reader_role_arn"])
+    ]
+    assert out_of_scope(handed, instance_documents) == []
+
+
+def _session_keys(session: dict[str, str]) -> tuple[str, str, str]:
+    return (
+        session["AWS_ACCESS_KEY_ID"],
+        session["AWS_SECRET_ACCESS_KEY"],
+        session["AWS_SESSION_TOKEN"],
+    )
+
+
+def test_reader_role_trusts_only_the_instance_role_and_reads_only_its_revision(
+    cache: Cache, reader: dict[str, str]
+) -> None:
+    """What moto does not check: the trust policy's principal, the resource scope, the prefix
+    condition and the session length."""
+    role = cache.admin("iam").get_role(RoleName=reader["reader_role"])["Role"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"AWS": reader["instance_role_arn"]}
+    assert role["MaxSessionDuration"] == 3600
+    documents = list(cache.emulator.iam.role_documents(reader["reader_role"]).values())
+    bucket = f"arn:aws:s3:::{cache.bucket}"
+    mine = f"models/{TINY_ID}/{REVISION}/"
+    verdicts = {
+        name: evaluate(documents, action, resource, context).allowed
+        for name, (action, resource, context) in {
+            "read own revision": ("s3:GetObject", f"{bucket}/{mine}model.safetensors", {}),
+            "list own revision": ("s3:ListBucket", bucket, {"s3:prefix": mine}),
+            "read another revision": (
+                "s3:GetObject",
+                f"{bucket}/models/{TINY_ID}/{OTHER_REVISION}/config.json",
+                {},
+            ),
+            "list the bucket": ("s3:ListBucket", bucket, {"s3:prefix": "models/"}),
+            "read a compile cache": ("s3:GetObject", f"{bucket}/compile-cache/x.tar.gz", {}),
+            "write own revision": ("s3:PutObject", f"{bucket}/{mine}x", {}),
+            "read the API key": ("secretsmanager:GetSecretValue", "*", {}),
+        }.items()
+    }
+    assert verdicts == {
+        "read own revision": True,
+        "list own revision": True,
+        "read another revision": False,
+        "list the bucket": False,
+        "read a compile cache": False,
+        "write own revision": False,
+        "read the API key": False,
+    }
+
+
+def test_every_operator_call_of_the_cache_stacks_is_within_docs_iam_policy(
+    cache: Cache, reader: dict[str, str]
+) -> None:
+    """The bucket stack and the deployment's cache roles (the reader role included) were applied
+    by Terraform as the operator; each (action, resource) it was authorized against, evaluated
+    against docs/iam-policy.json as written (moto only matched actions)."""
+    aws = cache.emulator.iam
+    operator = cache.emulator.env["AWS_ACCESS_KEY_ID"]
+    calls = [r for r in aws.records() if r.get("access_key") == operator]
+    created = [p["resource"] for c in calls for p in c["pairs"] if p["action"] == "iam:CreateRole"]
+    assert any(r.endswith(reader["reader_role"]) for r in created), created
+    assert refused_by_moto(calls) == [] and unmapped(calls) == []
+    assert out_of_scope(calls, [operator_policy()]) == []

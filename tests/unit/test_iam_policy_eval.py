@@ -384,3 +384,27 @@ def test_cloudwatch_signs_as_monitoring_but_is_authorized_as_cloudwatch():
         )
     ]
     assert _judged(req) == []
+
+
+def test_a_listing_carries_its_prefix_for_s3_prefix_conditions():
+    """A reader limited to one prefix (terraform/model_cache.tf's model_reader) may list it, and
+    a listing of the whole bucket or of another prefix is refused."""
+    reader = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": BUCKET_ARN,
+                "Condition": {"StringLike": {"s3:prefix": ["models/m/rev/*"]}},
+            }
+        ],
+    }
+
+    def allowed(query: dict[str, list[str]]) -> bool:
+        (pair,), _ = s3_pairs("GET", BUCKET_ARN, {"list-type": ["2"], **query}, {}, "")
+        return evaluate([reader], pair.action, pair.resource, pair.context).allowed
+
+    assert allowed({"prefix": ["models/m/rev/"]})
+    assert not allowed({"prefix": ["models/m/other/"]})
+    assert not allowed({})
