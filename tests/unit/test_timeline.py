@@ -98,6 +98,17 @@ def test_the_first_start_is_shown_next_to_the_last() -> None:
     assert timeline.to_json()["first_start"][2]["detail"] == "hub, 17.0 GB at 42 MB/s"
 
 
+def test_weights_streamed_from_s3_are_timed_by_the_engine_load() -> None:
+    """Streamed, the weights move while vLLM loads them: the weights step is only the probe of
+    the cache, and the rate comes from the engine's own load time."""
+    streamed = {"source": "s3-stream", "bytes": 17_000_000_000, "seconds": 0}
+    timeline = build_timeline(record(0, weights=streamed), T0, None)
+    detail = {s.name: s.detail for s in timeline.last}
+    assert detail["weights"] == "s3 (streamed), 17.0 GB at 543 MB/s"  # 17 GB in 31.2845 s
+    # Before the engine has logged its load (or when its log is not kept), the source alone.
+    assert describe_weights(streamed) == "17.0 GB streamed from S3 during the engine load"
+
+
 def test_unrecorded_steps_stay_empty_rather_than_zero() -> None:
     status = record(0, log="")
     status.pop("booted_at")

@@ -54,10 +54,17 @@ def _between(start: datetime | None, end: datetime | None) -> float | None:
     return (end - start).total_seconds() if start and end else None
 
 
+#: The source the bootstrap records when vLLM streams the weights from the S3 model cache while
+#: it loads: the bytes move during the engine's load, so that step's seconds time them.
+STREAMED = "s3-stream"
+
+
 def describe_weights(weights: dict[str, Any] | None) -> str:
     """``s3, 17.1 GB at 812 MB/s``; "" when the instance did not record it."""
     if not weights:
         return ""
+    if weights.get("source") == STREAMED:
+        return f"{weights.get('bytes', 0) / 1e9:.1f} GB streamed from S3 during the engine load"
     size = weights.get("bytes") or 0
     seconds = weights.get("seconds") or 0
     text = f"{weights.get('source', '?')}, {size / 1e9:.1f} GB"
@@ -75,6 +82,9 @@ def start_steps(record: dict[str, Any], launched_at: datetime | None) -> list[St
     configure, engine = stages.get("configure", none), stages.get("engine", none)
     ready = stages.get("ready", none)
     engine_log = engine_timings(record.get("engine_log") or "")
+    weights = record.get("weights")
+    if weights and weights.get("source") == STREAMED and "engine load" in engine_log:
+        weights = {**weights, "source": "s3 (streamed)", "seconds": engine_log["engine load"]}
     booted = parse_timestamp(record.get("booted_at"))
     return [
         Step(
@@ -83,7 +93,7 @@ def start_steps(record: dict[str, Any], launched_at: datetime | None) -> list[St
             f"OS up {_fmt(_between(launched_at, booted))}",
         ),
         Step("packages", _between(*packages)),
-        Step("weights", _between(*model), describe_weights(record.get("weights"))),
+        Step("weights", _between(*model), describe_weights(weights)),
         Step("configure", _between(*configure)),
         *(Step(name, engine_log.get(name)) for name in ENGINE_LINES),
         Step("first answer", _between(engine[0], ready[1]), "engine start to first chat answer"),
