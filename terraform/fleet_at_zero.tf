@@ -205,7 +205,7 @@ data "aws_iam_policy_document" "at_zero_assume" {
 
 resource "aws_iam_role" "at_zero" {
   for_each           = local.at_zero_roles
-  name_prefix        = "${var.name}-at-zero-${each.key}-"
+  name_prefix        = "${local.iam_name}-at-zero-${each.key}-"
   path               = local.iam_path
   description        = "qwen3vl-aws ${var.name}: ${each.value.does}"
   assume_role_policy = data.aws_iam_policy_document.at_zero_assume[each.key].json

@@ -14,10 +14,14 @@ data "aws_iam_policy_document" "assume_ec2" {
 # (docs/iam-policy.json) can scope its IAM permissions to arn:aws:iam::*:role/qwen3vl/*.
 locals {
   iam_path = "/qwen3vl/"
+  # IAM names take 64 characters, so a name_prefix 38 (the provider appends 26): the deployment's
+  # name is cut to what the longest suffix ("-at-zero-runbook-") leaves. The unique suffix keeps
+  # cut names apart; descriptions and tags carry the whole name.
+  iam_name = substr(var.name, 0, 38 - length("-at-zero-runbook-"))
 }
 
 resource "aws_iam_role" "this" {
-  name_prefix        = "${var.name}-instance-"
+  name_prefix        = "${local.iam_name}-instance-"
   path               = local.iam_path
   description        = "qwen3vl-aws ${var.name}: SSM managed instance and read access to its own API-key secret"
   assume_role_policy = data.aws_iam_policy_document.assume_ec2.json
@@ -106,7 +110,7 @@ resource "aws_iam_role_policy" "read_instance_files" {
 }
 
 resource "aws_iam_instance_profile" "this" {
-  name_prefix = "${var.name}-instance-"
+  name_prefix = "${local.iam_name}-instance-"
   path        = local.iam_path
   role        = aws_iam_role.this.name
 }

@@ -129,7 +129,7 @@ data "aws_iam_policy_document" "model_reader" {
 resource "aws_iam_role" "model_reader" {
   count = local.model_cache_enabled ? 1 : 0
 
-  name_prefix          = "${var.name}-reader-"
+  name_prefix          = "${local.iam_name}-reader-"
   path                 = local.iam_path
   description          = "qwen3vl-aws ${var.name}: the engine's read-only access to its model revision in the S3 model cache"
   assume_role_policy   = data.aws_iam_policy_document.model_reader_trust.json

@@ -72,3 +72,40 @@ def test_no_ssh_ingress_by_default(in_emulator: Emulator, tmp_path) -> None:
         if k.startswith("aws_vpc_security_group_ingress_rule.")
     }
     assert ports == {443}
+
+
+def _longest_name() -> str:
+    """The longest deployment name the instance contract accepts (grown until it is refused)."""
+    from qwen3vl_aws.contract import instance_contract
+
+    pattern = instance_contract().name_pattern
+    name = "q3"
+    while pattern.fullmatch(name + "x"):
+        name += "x"
+    return name
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {"model_cache_bucket": "qwen3vl-models-123456789012-us-east-1", "model_revision": "a" * 40},
+        {
+            "replicas": "0:2",
+            "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-0000",
+        },
+    ],
+    ids=["single-with-s3-cache", "fleet-at-zero"],
+)
+def test_the_longest_accepted_name_plans_every_role(
+    in_emulator: Emulator, tmp_path, variables: dict
+) -> None:
+    """IAM names take at most 64 characters, so a name_prefix at most 38 (the provider adds 26):
+    every role, profile and prefix of the deployment must fit a name the toolkit accepts."""
+    name = _longest_name()
+    planned = _planned(tmp_path, {"name": name, "ami_id": MOTO_DLAMI, **variables})
+    prefixes = [
+        v["name_prefix"]
+        for k, v in planned.items()
+        if k.startswith(("aws_iam_role.", "aws_iam_instance_profile."))
+    ]
+    assert len(prefixes) >= 2 and all(p.startswith(name[:8]) for p in prefixes), prefixes
