@@ -8,6 +8,8 @@ first chat answer: once from the local directory (vLLM's default loader, the bas
 streamed; the endpoint from AWS_ENDPOINT_URL). Both in this run, in alternating order with
 ``--rounds``. The tiny model's weights are about 1 MB, so what this measures is the fixed cost
 the S3 path adds (listing, pulling config/tokenizer, the streamer's start), not bandwidth.
+Each start's timeline is printed too: vLLM's own load, compile and CUDA-graph lines, read by the
+parser `status --timeline` uses, and the rest of the time to the first answer.
 The last line reads `cold_start: local_s=A s3_s=B ratio=R` (medians; ratio = s3 / local).
 
 Usage: .venv/bin/python bench/cold_start.py [--rounds 1] [--json]
@@ -25,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -56,8 +59,17 @@ def fill_cache(endpoint: str, model_dir: Path) -> str:
     return url
 
 
-def time_to_first_answer(model: Path | str, flags: list[str], work: Path, **kw: object) -> float:
-    """Seconds from launching the server to its first chat answer."""
+@dataclass(frozen=True)
+class Start:
+    """One start: seconds to the first answer, and the engine's own steps (timeline names)."""
+
+    seconds: float
+    steps: dict[str, float]
+
+
+def time_to_first_answer(model: Path | str, flags: list[str], work: Path, **kw: object) -> Start:
+    """Seconds from launching the server to its first chat answer, and where they went."""
+    from qwen3vl_aws.instance.timeline import engine_timings
     from qwen3vl_aws.serving.planner import plan_serving
 
     plan = plan_serving(RIG_INSTANCE_TYPE)
@@ -77,7 +89,16 @@ def time_to_first_answer(model: Path | str, flags: list[str], work: Path, **kw: 
         }
         response = httpx.post(f"{server.base_url}/v1/chat/completions", json=body, timeout=120)
         response.raise_for_status()
-        return time.monotonic() - started
+        seconds = time.monotonic() - started
+        return Start(seconds, engine_timings(server.log_path.read_text(errors="replace")))
+
+
+def timeline(source: str, start: Start) -> str:
+    """``s3: 83.0s to first answer = engine load 2.1s + compile 0.0s + ... + the rest 79.2s``."""
+    steps = " + ".join(f"{name} {value:.1f}s" for name, value in start.steps.items())
+    rest = start.seconds - sum(start.steps.values())
+    parts = f"{steps} + the rest {rest:.1f}s" if steps else "no engine timing lines"
+    return f"{source}: {start.seconds:.1f}s to first answer = {parts}"
 
 
 def main() -> None:
@@ -89,6 +110,7 @@ def main() -> None:
         parser.error("--rounds must be at least 1")
     local: list[float] = []
     s3: list[float] = []
+    starts: list[tuple[str, Start]] = []
     with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp, emulated_s3() as endpoint:
         work = Path(tmp)
         model_dir = build_tiny_model(work / "model")
@@ -98,14 +120,18 @@ def main() -> None:
             for source in order:
                 print(f"  round {round_ + 1}: starting from {source} ...", file=sys.stderr)
                 if source == "local":
-                    local.append(time_to_first_answer(model_dir, [], work))
+                    start = time_to_first_answer(model_dir, [], work)
+                    local.append(start.seconds)
                 else:
                     env = streamer_env(endpoint, work / f"assets-{round_}")
-                    s3.append(time_to_first_answer(url, loader_flags(4), work, env=env))
+                    start = time_to_first_answer(url, loader_flags(4), work, env=env)
+                    s3.append(start.seconds)
+                starts.append((source, start))
     local_s, s3_s = statistics.median(local), statistics.median(s3)
     ratio = s3_s / local_s
     if args.json:
-        print(json.dumps({"local_s": local, "s3_s": s3, "ratio": ratio}))
+        timelines = [{"source": n, "seconds": t.seconds, "steps": t.steps} for n, t in starts]
+        print(json.dumps({"local_s": local, "s3_s": s3, "ratio": ratio, "starts": timelines}))
     else:
         from rich.console import Console
         from rich.table import Table
@@ -122,6 +148,8 @@ def main() -> None:
                 f"{max(runs):.1f}",
             )
         Console(stderr=True).print(table)
+        for source, start in starts:
+            print(timeline(source, start))
     print(f"cold_start: local_s={local_s:.1f} s3_s={s3_s:.1f} ratio={ratio:.2f}")
 
 
