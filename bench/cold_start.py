@@ -9,7 +9,9 @@ streamed; the endpoint from AWS_ENDPOINT_URL). Both in this run, in alternating 
 ``--rounds``. The tiny model's weights are about 1 MB, so what this measures is the fixed cost
 the S3 path adds (listing, pulling config/tokenizer, the streamer's start), not bandwidth.
 Each start's timeline is printed too: vLLM's own load, compile and CUDA-graph lines, read by the
-parser `status --timeline` uses, and the rest of the time to the first answer.
+parser `status --timeline` uses, and the rest of the time to the first answer. (On this CPU
+vLLM only the default loader logs its time, "Loading weights took"; a streamed load is logged by
+the GPU model runners alone, "Model loading took ... seconds", so the S3 start shows none here.)
 The last line reads `cold_start: local_s=A s3_s=B ratio=R` (medians; ratio = s3 / local).
 
 Usage: .venv/bin/python bench/cold_start.py [--rounds 1] [--json]
