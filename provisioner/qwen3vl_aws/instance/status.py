@@ -84,7 +84,8 @@ class BootstrapStatus:
     model_bytes: int | None
     model_bytes_total: int | None
     updated_at: datetime | None
-    weights: dict[str, Any] | None = None  # {"source": "s3"|"hub"|"local-disk", "bytes", "seconds"}
+    # {"source": "hub" | "s3" | "s3-stream" | "local-disk", "bytes", "seconds"}
+    weights: dict[str, Any] | None = None
 
     def stage(self, name: str) -> Stage:
         """The named stage; a stage the file does not list yet counts as pending."""
