@@ -142,7 +142,7 @@ def prepare(
     from .serving.engine_flags import engine_args
     from .serving.plan_record import plan_summary
 
-    check_same_region(request.name, request.region)
+    check_recorded(request.name, request.region, request.fleet)
     preflight.require_credentials(clients.credentials_available())
     identity = preflight.check_credentials(clients.client("sts"))
     zones = preflight.check_offering(clients.client("ec2"), request.instance_type, request.region)
@@ -220,13 +220,22 @@ def terraform_for(name: str, executable: str | None = None) -> Terraform:
     return Terraform(deployment_dir(name), executable=executable)
 
 
-def check_same_region(name: str, region: str) -> None:
-    """Refuse to move a recorded deployment to another region (Terraform would orphan it)."""
+def check_recorded(name: str, region: str, fleet: FleetOptions | None) -> None:
+    """Refuse to move a recorded deployment to another region (Terraform would orphan it), or to
+    re-apply a recorded fleet as a single instance (a missing --replicas, most likely)."""
     previous = _load_if_any(name)
-    if previous is not None and previous.region != region:
+    if previous is None:
+        return
+    if previous.region != region:
         raise UsageError(
             f"Deployment {name!r} lives in {previous.region}, not {region}. Pass --region "
             f"{previous.region}, destroy it first, or choose another --name."
+        )
+    if previous.is_fleet and fleet is None:
+        bounds = f"{previous.fleet['min_size']}:{previous.fleet['max_size']}"  # type: ignore[index]
+        raise UsageError(
+            f"Deployment {name!r} is a fleet: pass --replicas (its bounds are {bounds}) "
+            "to keep it one, or `qwen3vl-aws destroy` it before applying a single instance."
         )
 
 

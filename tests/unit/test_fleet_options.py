@@ -126,3 +126,19 @@ def test_an_alternative_the_planner_refuses_is_named() -> None:
 
     with pytest.raises(UsageError, match=r"g6e\.2xlarge: the context does not fit"):
         check_alternatives("g6e.xlarge", ["g6e.2xlarge"], refuse)
+
+
+def test_the_defaults_shown_are_the_modules() -> None:
+    """The help and the plan summary show the module's defaults for what the user leaves out;
+    the module, which applies them, is the source."""
+    from qwen3vl_aws.fleet.options import MODULE_DEFAULTS
+
+    text = (TERRAFORM / "fleet_variables.tf").read_text()
+    found = {
+        name: float(re.search(rf'variable "{name}" {{.*?\n  default\s+=\s+(\S+)', text, re.S)[1])
+        for name in MODULE_DEFAULTS
+    }
+    assert found == MODULE_DEFAULTS
+    options = fleet_options("0:3", spot=True)
+    assert {n: options.effective(n) for n in MODULE_DEFAULTS} == MODULE_DEFAULTS
+    assert fleet_options("0:3", idle_minutes=45).effective("idle_minutes") == 45

@@ -7,7 +7,7 @@ import pytest
 from moto import mock_aws
 from qwen3vl_aws.deployment import load_deployment
 from qwen3vl_aws.errors import UsageError
-from qwen3vl_aws.provision import ApplyRequest, check_same_region, record, store_key
+from qwen3vl_aws.provision import ApplyRequest, check_recorded, record, store_key
 
 KEY = "sk-qwen-" + "a" * 43
 
@@ -105,10 +105,10 @@ def test_record_sets_launch_time_when_the_instance_changes() -> None:
 
 def test_a_recorded_deployment_stays_in_its_region() -> None:
     record(_request(), {"secret_arn": "arn:x"}, complete=False)
-    check_same_region("demo", "eu-west-1")
-    check_same_region("other", "us-east-1")
+    check_recorded("demo", "eu-west-1", None)
+    check_recorded("other", "us-east-1", None)
     with pytest.raises(UsageError, match="lives in eu-west-1, not us-east-1"):
-        check_same_region("demo", "us-east-1")
+        check_recorded("demo", "us-east-1", None)
 
 
 def test_partial_record_keeps_what_was_known() -> None:

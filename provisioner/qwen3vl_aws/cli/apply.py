@@ -9,6 +9,7 @@ from collections.abc import Callable
 import click
 
 from ..aws.catalog import DEFAULT_INSTANCE_TYPE
+from ..fleet.options import MODULE_DEFAULTS
 from . import App, pass_app, ready_timeout_option
 from .serving_opts import engine_option, serving_options
 
@@ -103,18 +104,21 @@ MODEL_CACHES = {
 @click.option(
     "--target-load",
     type=float,
-    help="Fleet: requests (running plus waiting) per replica that scaling keeps (default 8).",
+    help="Fleet: requests (running plus waiting) per replica that scaling keeps (default "
+    f"{MODULE_DEFAULTS['target_load']}).",
 )
 @click.option(
     "--idle-minutes",
     type=int,
-    help="Fleet with MIN 0: minutes without a request before scaling to zero (default 30).",
+    help="Fleet with MIN 0: minutes without a request before scaling to zero (default "
+    f"{MODULE_DEFAULTS['idle_minutes']}).",
 )
 @click.option("--spot", is_flag=True, help="Fleet: replicas above --on-demand-base run on spot.")
 @click.option(
     "--on-demand-base",
     type=int,
-    help="Fleet with --spot: replicas that always run on demand (default 0).",
+    help="Fleet with --spot: replicas that always run on demand (default "
+    f"{MODULE_DEFAULTS['on_demand_base']}).",
 )
 @click.option(
     "--alternative-instance-types",
@@ -143,7 +147,7 @@ def command(app: App, **opts) -> None:
     from .tfprogress import TerraformProgress
 
     key_source, explicit_key = _key_source(opts["key_arg"], opts["yes"], generate_key, validate_key)
-    fleet = _fleet_options(app, opts)
+    fleet = _fleet_options(opts)
     instance = get_instance_type(opts["instance_type"])
     allowed = _allowed_cidrs(app, opts["allow"], opts["allow_anywhere"], opts["yes"])
     ssh_allowed = preflight.validate_cidrs(opts["ssh_allow"], what="--ssh-allow")
@@ -226,14 +230,12 @@ def command(app: App, **opts) -> None:
     _show_next_steps(app, deployment, waited=not opts["no_wait"])
 
 
-def _fleet_options(app: App, opts: dict):
+def _fleet_options(opts: dict):
     """The fleet options checked together (None: one instance), before any AWS call."""
-    from ..deployment import load_deployment
-    from ..errors import NotDeployedError
-    from ..fleet.options import check_domain_certificate, fleet_options
+    from ..fleet.options import fleet_options
 
     alternatives = [t.strip() for t in (opts["alternative_instance_types"] or "").split(",")]
-    fleet = fleet_options(
+    return fleet_options(
         opts["replicas"],
         target_load=opts["target_load"],
         idle_minutes=opts["idle_minutes"],
@@ -242,30 +244,9 @@ def _fleet_options(app: App, opts: dict):
         alternative_instance_types=[t for t in alternatives if t],
         domain=opts["domain"],
         route53_zone_id=opts["route53_zone_id"],
+        subnet_id=opts["subnet_id"],
+        ssh_key_name=opts["ssh_key_name"],
     )
-    if fleet is None:
-        try:
-            recorded = load_deployment(app.name)
-        except NotDeployedError:
-            return None
-        if recorded.is_fleet:
-            bounds = f"{recorded.fleet['min_size']}:{recorded.fleet['max_size']}"
-            raise click.UsageError(
-                f"Deployment {app.name!r} is a fleet: pass --replicas (its bounds are {bounds}) "
-                "to keep it one, or `qwen3vl-aws destroy` it before applying a single instance."
-            )
-        return None
-    check_domain_certificate(fleet, opts["domain"])
-    for option, given in (
-        ("--subnet-id", opts["subnet_id"]),
-        ("--ssh-key-name", opts["ssh_key_name"]),
-    ):
-        if given:
-            raise click.UsageError(
-                f"{option} is for a single instance: a fleet spreads its replicas over a subnet "
-                "in each zone offering the type and reaches them over SSM."
-            )
-    return fleet
 
 
 def _key_source(
@@ -353,10 +334,10 @@ def _fleet_rows(table, request, cost) -> None:
     fleet = request.fleet
     shape = f"{fleet.min_size}..{fleet.max_size} replicas behind an Application Load Balancer"
     if fleet.scales_to_zero:
-        shape += f", to zero after {fleet.idle_minutes or 30} idle minutes"
+        shape += f", to zero after {fleet.effective('idle_minutes')} idle minutes"
     if fleet.spot:
         types = ", ".join((request.instance_type, *fleet.alternative_instance_types))
-        shape += f"; spot ({types}) above {fleet.on_demand_base or 0} on demand"
+        shape += f"; spot ({types}) above {fleet.effective('on_demand_base')} on demand"
     table.add_row("Fleet", shape)
     for n, line in enumerate(cost.lines()):
         table.add_row("Fleet cost" if n == 0 else "", line)

@@ -81,5 +81,5 @@ def fleet_cost(options: FleetOptions, price: Price, spot: SpotPrice | None) -> F
         max_size=options.max_size,
         on_demand_usd=price.usd_per_hour,
         spot=spot if options.spot else None,
-        on_demand_base=options.on_demand_base or 0,
+        on_demand_base=options.effective("on_demand_base"),
     )

@@ -20,6 +20,9 @@ _REPLICAS = re.compile(r"^(\d{1,3}):(\d{1,3})$")
 MAX_REPLICAS = 100
 IDLE_MINUTES = (5, 1440)
 TARGET_LOAD = (0, 1024)
+#: The module's defaults for what the user leaves out (fleet_variables.tf; a test holds them
+#: equal): shown in the help and the plan summary, never sent, so the module stays the source.
+MODULE_DEFAULTS = {"target_load": 8, "idle_minutes": 30, "on_demand_base": 0}
 
 
 def parse_replicas(text: str) -> tuple[int, int]:
@@ -60,6 +63,11 @@ class FleetOptions:
     def scales_to_zero(self) -> bool:
         return self.min_size == 0
 
+    def effective(self, name: str) -> Any:
+        """The value the fleet runs with: the user's, else the module's default."""
+        given = getattr(self, name)
+        return MODULE_DEFAULTS[name] if given is None else given
+
     def terraform_variables(self) -> dict[str, Any]:
         """The fleet's inputs; a value the user did not give is left to the module's default."""
         variables: dict[str, Any] = {"replicas": self.replicas, "spot": self.spot}
@@ -86,11 +94,14 @@ def fleet_options(
     alternative_instance_types: Sequence[str] = (),
     domain: str = "",
     route53_zone_id: str | None = None,
+    subnet_id: str | None = None,
+    ssh_key_name: str | None = None,
 ) -> FleetOptions | None:
     """The user's fleet options, checked together; None (a single instance) without --replicas.
 
     A fleet option without ``--replicas`` is refused rather than ignored, so a typo never turns
-    a fleet into a single instance silently.
+    a fleet into a single instance silently; so are the single instance's own ``subnet_id`` and
+    ``ssh_key_name`` with it.
     """
     given = {
         "--target-load": target_load is not None,
@@ -106,6 +117,12 @@ def fleet_options(
             raise UsageError(f"{', '.join(stray)} only apply to a fleet: add --replicas MIN:MAX.")
         return None
     low, high = parse_replicas(replicas)
+    for option, value in (("--subnet-id", subnet_id), ("--ssh-key-name", ssh_key_name)):
+        if value:
+            raise UsageError(
+                f"{option} is for a single instance: a fleet spreads its replicas over a subnet "
+                "in each zone offering the type and reaches them over SSM."
+            )
     if idle_minutes is not None:
         if low != 0:
             raise UsageError(
@@ -138,6 +155,12 @@ def fleet_options(
             "--route53-zone-id is the hosted zone of --domain: pass --domain too (without "
             "both, the load balancer gets a certificate the CLI makes for its own name)."
         )
+    if domain and route53_zone_id is None:
+        raise UsageError(
+            f"A fleet with --domain {domain} gets an ACM-issued certificate validated in your "
+            "Route 53 hosted zone: pass --route53-zone-id ZONE, or leave out --domain to use "
+            "the load balancer's own name with a certificate the CLI makes and pins."
+        )
     return FleetOptions(
         min_size=low,
         max_size=high,
@@ -148,17 +171,6 @@ def fleet_options(
         alternative_instance_types=tuple(dict.fromkeys(alternative_instance_types)),
         route53_zone_id=route53_zone_id,
     )
-
-
-def check_domain_certificate(options: FleetOptions, domain: str) -> None:
-    """A fleet with --domain needs --route53-zone-id: the listener's certificate is ACM-issued
-    and validated there (a certificate the CLI makes can only name the load balancer)."""
-    if domain and options.route53_zone_id is None:
-        raise UsageError(
-            f"A fleet with --domain {domain} gets an ACM-issued certificate validated in your "
-            "Route 53 hosted zone: pass --route53-zone-id ZONE, or leave out --domain to use "
-            "the load balancer's own name with a certificate the CLI makes and pins."
-        )
 
 
 def check_zones(zones: Sequence[str], instance_type: str, region: str) -> None:
