@@ -18,21 +18,16 @@ def command(app: App, replicas: str, yes: bool) -> None:
     Scaling to or from MIN 0 changes which scale-to-zero pieces exist: run `qwen3vl-aws apply
     --replicas MIN:MAX` for that instead.
     """
-    from ..fleet.control import group_name
+    from ..fleet.control import check_scale
     from ..fleet.options import parse_replicas
     from ..provision import scale_fleet, terraform_for
 
     low, high = parse_replicas(replicas)
     session = app.deployment()
     record = session.record
-    group_name(record)  # a fleet, or a clear error
-    current = record.fleet or {}
-    if (low == 0) != (current.get("min_size") == 0):
-        raise click.UsageError(
-            "Scaling to or from MIN 0 adds or removes the scale-to-zero alarms and the 503 "
-            f"rule: run `qwen3vl-aws --name {record.name} apply --replicas {replicas}` instead."
-        )
+    check_scale(record, low, high)
     if not yes:
+        current = record.fleet or {}
         click.confirm(
             f"Set fleet {record.name!r} to {low}..{high} replicas (now "
             f"{current.get('min_size')}..{current.get('max_size')})?",

@@ -66,6 +66,17 @@ def stopped_bounds(record: Deployment) -> Bounds | None:
     return Bounds(**saved) if isinstance(saved, dict) else None
 
 
+def check_scale(record: Deployment, low: int, high: int) -> None:
+    """Refuse, before asking, what `scale` cannot do: a single instance, or a move to or from
+    MIN 0 (that adds or removes the scale-to-zero pieces, which only `apply` makes)."""
+    group_name(record)
+    if (low == 0) != (record.fleet.get("min_size") == 0):  # type: ignore[union-attr]
+        raise UsageError(
+            "Scaling to or from MIN 0 adds or removes the scale-to-zero alarms and the 503 "
+            f"rule: run `qwen3vl-aws --name {record.name} apply --replicas {low}:{high}` instead."
+        )
+
+
 def scale(autoscaling: Any, record: Deployment, low: int, high: int) -> tuple[Bounds, Bounds]:
     """Move the group to MIN..MAX (desired clamped into them); return (before, after).
 
