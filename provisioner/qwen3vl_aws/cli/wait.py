@@ -39,7 +39,7 @@ def command(app: App, timeout: float, as_json: bool) -> None:
     if timeline is not None:  # where the start's seconds went
         show_timeline(app.err, deployment.name, timeline)
     if as_json:
-        from ..fleet.status import pinned_fingerprint
+        from ..instance.endpoint import pinned_fingerprint
 
         doc = {
             "name": deployment.name,

@@ -16,6 +16,7 @@ from typing import Any
 from ..aws.clients import aws_errors
 from ..deployment import Deployment
 from ..errors import CheckFailed, Qwen3vlError, UsageError
+from ..instance.endpoint import pinned_fingerprint
 from .control import group_name, stopped_bounds
 from .cost import ALB_USD_PER_HOUR
 from .view import FleetView, fleet_view
@@ -63,13 +64,6 @@ def listener_certificate(clients: Any, record: Deployment) -> str | None:
         )["Listeners"]
     certificates = listeners[0].get("Certificates", []) if listeners else []
     return certificates[0]["CertificateArn"] if certificates else None
-
-
-def pinned_fingerprint(record: Deployment) -> str | None:
-    from ..instance.endpoint import fingerprint
-
-    path = record.cert_path
-    return fingerprint(path.read_text()) if path.is_file() else None
 
 
 @dataclass

@@ -37,6 +37,12 @@ def fingerprint(pem: str) -> str:
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
 
 
+def pinned_fingerprint(deployment: Deployment) -> str | None:
+    """The sha256 of the certificate clients pin for ``deployment``; None before any is."""
+    path = deployment.cert_path
+    return fingerprint(path.read_text()) if path.is_file() else None
+
+
 def fetch_endpoint_certificate(base: str, timeout: float = 10.0) -> str:
     """The certificate the endpoint presents (read without trusting it, only to compare)."""
     parts = urlsplit(base)
