@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .gateway import GatewayRigError, install_instance, instance_env, run_script
 from .tools_env import link_tools
-from .vllm import READY_TIMEOUT_S, VllmServer, cpu_engine_args, serve, server_env, vllm_python
+from .vllm import READY_TIMEOUT_S, VLLM_VENV, VllmServer, serve, server_env, vllm_python
 
 ENGINE_ENV = "etc/qwen3vl/engine.env"
 ENGINE_UNIT = "etc/systemd/system/qwen3vl-engine.service"
@@ -105,25 +105,31 @@ def run_exec_start_pre(root: Path, env: Mapping[str, str]) -> None:
             raise GatewayRigError(f"ExecStartPre {command} failed:\n{done.stderr}")
 
 
+def link_engine_venv(root: Path) -> None:
+    """Put the rig's CPU vLLM venv where the bootstrap installs the engine's: engine.env's
+    ENGINE_PYTHON then names it."""
+    vllm_python()  # fails with how to create the CPU venv when it is missing
+    link = root / "opt" / "qwen3vl" / "engine"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(VLLM_VENV, target_is_directory=True)
+
+
 @contextmanager
 def start_engine_unit(
-    root: Path, log_path: Path, env: Mapping[str, str], timeout: float = READY_TIMEOUT_S
+    root: Path,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = READY_TIMEOUT_S,
 ) -> Iterator[VllmServer]:
     """The unit's ExecStart, the instance's own qwen3vl-engine, with engine.env as systemd
-    passes it: its GPU flags made runnable on this CPU and its python the rig's vLLM venv. No
-    AWS variable of the tests' own environment reaches it: only engine.env's and ``env``'s."""
+    passes it (rendered from CPU-ready flags: :func:`rig.vllm.cpu_engine_args`) and the rig's
+    vLLM venv as the engine's. No AWS variable of the tests' own environment reaches it: only
+    engine.env's and ``env``'s. Yields once the engine answers /health; always stops it."""
+    link_engine_venv(root)
     rig_env = {k: v for k, v in server_env().items() if not k.startswith("AWS_")}
-    unit_env = {**rig_env, **engine_file_env(root)}
+    unit_env = {**rig_env, **engine_file_env(root), **(env or {})}
     args = unit_env["ENGINE_ARGS"].split()
-    # cpu_engine_args drops what start_vllm passes itself (model, address, name): kept as given.
-    own = [
-        w
-        for f in ("--model", "--host", "--port", "--served-model-name")
-        for w in (f, _value(args, f))
-    ]
-    unit_env.update(
-        ENGINE_PYTHON=str(vllm_python()), ENGINE_ARGS=" ".join([*own, *cpu_engine_args(args)])
-    )
     server = VllmServer(
         port=int(unit_env["ENGINE_PORT"]),
         served_model_name=_value(args, "--served-model-name"),
@@ -131,9 +137,8 @@ def start_engine_unit(
         log_path=log_path,
         pid=0,
     )
-    command = [str(root / "opt/qwen3vl/bin/qwen3vl-engine")]
-    with serve(command, server, {**unit_env, **env}, timeout) as running:
-        yield running
+    with serve([str(root / "opt/qwen3vl/bin/qwen3vl-engine")], server, unit_env, timeout) as up:
+        yield up
 
 
 def _value(args: list[str], flag: str) -> str:

@@ -41,7 +41,7 @@ from rig.moto_bucket_policy import conditional_bucket_statements_left_to_the_tes
 from rig.net import free_port
 from rig.s3_policy import Recorder, refused
 from rig.streamer import streamer_pythonpath
-from rig.vllm import RIG_INSTANCE_TYPE, VllmRigError, build_tiny_model
+from rig.vllm import RIG_INSTANCE_TYPE, VllmRigError, build_tiny_model, cpu_engine_args
 
 pytestmark = pytest.mark.slow
 
@@ -342,7 +342,7 @@ def test_engine_streams_its_revision_with_the_reader_role_and_nothing_more(
         engine_settings(
             plan.model_id,
             free_port(),
-            " ".join(plan.flags),
+            " ".join(cpu_engine_args(plan.flags)),
             MODEL_ID=TINY_ID,
             MODEL_CACHE_BUCKET=cache.bucket,
             MODEL_REVISION=REVISION,

@@ -4,29 +4,22 @@ systemd reads an EnvironmentFile, and the unit's ExecStart (qwen3vl-engine) laun
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from rig.engine_unit import engine_settings, unit_environment
-from rig.gateway import install_instance, run_script
+from rig.engine_unit import engine_settings, render_engine, start_engine_unit
+from rig.gateway import GatewayRigError, run_script
 from rig.net import free_port
-from rig.vllm import VLLM_VENV, cpu_engine_args, log_tail, vllm_python
+from rig.vllm import VllmRigError, cpu_engine_args
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
-
-START_TIMEOUT_S = 300.0
 
 
 @pytest.fixture(scope="module")
 def unit_engine(tiny_model: Path, serving_plan, tmp_path_factory) -> Iterator[tuple[Path, int]]:
-    vllm_python()  # fails with how to create the CPU venv when it is missing
     root = tmp_path_factory.mktemp("engine-unit-root")
     port = free_port()
     settings = engine_settings(
@@ -37,44 +30,12 @@ def unit_engine(tiny_model: Path, serving_plan, tmp_path_factory) -> Iterator[tu
         MAX_IMAGE_PIXELS=str(serving_plan.max_decoded_pixels),
         MODEL_DIR=str(tiny_model),
     )
-    install_instance(root, settings)
-    # The instance's engine venv is the CPU build's venv here.
-    (root / "opt/qwen3vl/engine").symlink_to(VLLM_VENV, target_is_directory=True)
-    rendered = run_script(root, "qwen3vl-bootstrap", "render")
-    assert rendered.returncode == 0, rendered.stderr
-    log_path = root / "engine.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(root / "opt/qwen3vl/bin/qwen3vl-engine")],
-            env=unit_environment(root),
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the engine exited ({process.returncode}):\n{log_tail(log_path)}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the engine was not healthy in time:\n{log_tail(log_path)}")
-            time.sleep(0.5)
-        yield root, port
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        render_engine(root, settings)
+        with start_engine_unit(root, root / "engine.log"):
+            yield root, port
+    except (VllmRigError, GatewayRigError) as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def test_engine_serves_on_loopback_with_the_rendered_flags(unit_engine, serving_plan):
