@@ -9,7 +9,7 @@ Runs on the lent GPU machine (bench/gpu-measurements.md says how it was carried 
 RUNS_JSON is a list of {"name", "model_dir", "flags", "card_mib", "cap_pixels", "env"}; each run's
 ``--gpu-memory-utilization`` is scaled to the named card's share of this GPU (u * card / total),
 so vLLM sees the budget it would have on that card. Dummy weights: nothing is downloaded.
-Standard library only (the machine has no package registry).
+Standard library only, with the tree's rig/procs.py (the machine has no package registry).
 
 Text load is measured twice per server: a cold first pass (the first requests pay a Triton compile
 of the sampling kernel) and a warm pass, each with req/s, output tok/s and TTFT p50/p95 (streamed).
@@ -39,6 +39,11 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+# The tree's rig/procs.py: standard library only, like this script.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rig.procs import descendants
 
 START_TIMEOUT_S = 420
 TEXT_REQUESTS = 100
@@ -283,23 +288,6 @@ def measure(run: dict, total_mib: int, poller: Poller, log_dir: Path) -> dict:
         server.stop()
     server.log_figures(result)
     return result
-
-
-def descendants(pid: int) -> set[int]:
-    """``pid`` and every process below it (vLLM's engine core is a child of its API server)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, grew = {pid}, True
-    while grew:
-        below = {child for child, parent in parents.items() if parent in found}
-        grew = not below <= found
-        found |= below
-    return found
 
 
 def process_mib(servers: list[Server]) -> dict[str, int]:

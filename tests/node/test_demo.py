@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from rig.procs import descendants
+
 pytestmark = [pytest.mark.slow, pytest.mark.node]
 
 DEMO = Path(__file__).resolve().parents[2] / "scripts" / "demo.py"
@@ -40,19 +42,7 @@ def cmdline(pid: int) -> bytes:
 
 def children_of(pid: int) -> dict[int, bytes]:
     """Processes started (directly or not) by ``pid`` with their command lines, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {p for p, ppid in parents.items() if ppid in frontier} - found
-        found |= frontier
-    return {p: cmdline(p) for p in found}
+    return {p: cmdline(p) for p in descendants(pid) - {pid}}
 
 
 def test_demo_answers_through_the_gateway_and_leaves_nothing(tmp_path: Path) -> None:
