@@ -109,9 +109,9 @@ class SpotPrice:
     @property
     def typical(self) -> float:
         """The median over the zones (what a group spread over them mostly pays)."""
-        values = sorted(self.by_zone.values())
-        middle = len(values) // 2
-        return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        from statistics import median
+
+        return median(self.by_zone.values())
 
 
 #: Linux spot prices; EC2 names them "Linux/UNIX" (EC2-Classic's) and "Linux/UNIX (Amazon VPC)".
