@@ -8,7 +8,10 @@ Kept small: the CPU is slow and shared.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -20,6 +23,8 @@ from qwen3vl_aws.instance.engine_metrics import EngineCounters, engine_counters
 from rig.gateway import install_instance, run_script
 
 pytestmark = [pytest.mark.slow, pytest.mark.node]
+
+T = TypeVar("T")
 
 WARMUP_IMAGE = (640, 480)  # the bootstrap's warm-up picture
 TOKEN_PIXELS = 32  # Qwen3-VL: 16-pixel patches merged 2x2 into one visual token
@@ -60,6 +65,20 @@ def access_lines(gateway) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+def caught_up(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 30) -> T:
+    """What ``read`` gives once ``done`` holds, or at the timeout (the test then judges it).
+
+    nginx writes a request's access-log line, and vLLM counts its tokens, only after the client
+    has the last byte of the answer: on a busy machine they lag the client by a moment.
+    """
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
+
+
 def test_bench_counts_match_the_gateway_log_and_the_engines_counters(
     gateway, vllm_server, tmp_path: Path
 ) -> None:
@@ -85,13 +104,19 @@ def test_bench_counts_match_the_gateway_log_and_the_engines_counters(
     report = json.loads(result.stdout)
     totals = report["totals"]
     assert totals["requests"] == totals["succeeded"] == 1 + 2 + 2
-    chats = [
-        line
-        for line in access_lines(gateway)[logged_before:]
-        if '"POST /v1/chat/completions" 200 ' in line
-    ]
+    chats = caught_up(
+        lambda: [
+            line
+            for line in access_lines(gateway)[logged_before:]
+            if '"POST /v1/chat/completions" 200 ' in line
+        ],
+        lambda lines: len(lines) >= totals["requests"],
+    )
     assert len(chats) == totals["requests"]
-    engine = counters(vllm_server) - before
+    engine = caught_up(
+        lambda: counters(vllm_server) - before,
+        lambda sent: sent.requests >= totals["succeeded"],
+    )
     assert engine.requests == totals["succeeded"]
     assert engine.prompt_tokens == totals["prompt_tokens"]
     assert engine.generation_tokens == totals["completion_tokens"] == 4 * totals["requests"]
