@@ -34,6 +34,20 @@ def counters(vllm_server) -> EngineCounters:
     return engine_counters(httpx.get(f"{vllm_server.base_url}/metrics", timeout=30).text)
 
 
+def caught_up(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 30) -> T:
+    """What ``read`` gives once ``done`` holds, or at the timeout (the test then judges it).
+
+    nginx writes a request's access-log line, and vLLM counts its tokens, only after the client
+    has the last byte of the answer: on a busy machine they lag the client by a moment.
+    """
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        value = read()
+    return value
+
+
 def test_ready_sends_the_warm_up_before_it_returns(vllm_server, tmp_path: Path) -> None:
     """`qwen3vl-bootstrap ready` against the real engine: when it returns (the point the
     bootstrap declares ready), the engine has answered the readiness chat and both warm-ups."""
@@ -52,7 +66,7 @@ def test_ready_sends_the_warm_up_before_it_returns(vllm_server, tmp_path: Path) 
     before = counters(vllm_server)
     result = run_script(root, "qwen3vl-bootstrap", "ready")
     assert result.returncode == 0, result.stdout + result.stderr
-    sent = counters(vllm_server) - before
+    sent = caught_up(lambda: counters(vllm_server) - before, lambda sent: sent.requests >= 3)
     assert sent.requests == 3  # readiness, text warm-up, image warm-up
     image_tokens = (WARMUP_IMAGE[0] // TOKEN_PIXELS) * (WARMUP_IMAGE[1] // TOKEN_PIXELS)
     assert sent.prompt_tokens > image_tokens  # the picture went through the vision tower
@@ -63,20 +77,6 @@ def test_ready_sends_the_warm_up_before_it_returns(vllm_server, tmp_path: Path) 
 def access_lines(gateway) -> list[str]:
     log = gateway.root / "var/log/qwen3vl/gateway-access.log"
     return log.read_text().splitlines() if log.exists() else []
-
-
-def caught_up(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 30) -> T:
-    """What ``read`` gives once ``done`` holds, or at the timeout (the test then judges it).
-
-    nginx writes a request's access-log line, and vLLM counts its tokens, only after the client
-    has the last byte of the answer: on a busy machine they lag the client by a moment.
-    """
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = read()
-    return value
 
 
 def test_bench_counts_match_the_gateway_log_and_the_engines_counters(
