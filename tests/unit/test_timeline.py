@@ -71,6 +71,22 @@ def test_engine_timings_read_vllms_own_lines_and_the_last_start_wins() -> None:
     assert set(ENGINE_LINES) == {"engine load", "compile", "CUDA graphs"}
 
 
+def test_engine_timings_read_the_gpu_run_of_vllm_0_26_too() -> None:
+    """vLLM 0.26's V2 model runner drops "memory" from its load line. These are its lines from
+    the lent H200 (bench/gpu-measurements.md, the S3-streaming run), verbatim."""
+    log = "\n".join(
+        [
+            "(EngineCore pid=987) INFO 12-02 07:37:34 [model_runner.py:305] Model loading took"
+            " 0.06 GiB and 1.749483 seconds",
+            "(EngineCore pid=987) INFO 12-02 07:37:54 [model_runner.py:747] Graph capturing"
+            " finished in 1 secs, took 0.11 GiB",
+            "(EngineCore pid=987) INFO 12-02 07:38:07 [core.py:340] init engine (profile, create"
+            " kv cache, warmup model) took 32.63 s (compilation: 15.25 s)",
+        ]
+    )
+    assert engine_timings(log) == {"engine load": 1.749483, "compile": 15.25, "CUDA graphs": 1.0}
+
+
 def test_a_start_is_timed_from_launch_to_first_answer() -> None:
     weights = {"source": "s3", "bytes": 17_000_000_000, "seconds": 20.0}
     timeline = build_timeline(record(0, weights=weights), T0, None)

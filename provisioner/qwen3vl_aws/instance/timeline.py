@@ -17,10 +17,11 @@ from typing import Any
 
 from .status import parse_timestamp
 
-#: vLLM's own log lines (its format strings in v0.32), by the timeline step they time.
+#: vLLM's own log lines (its format strings in v0.32; v0.26's V2 model runner, run on a GPU,
+#: said "GiB and" without "memory"), by the timeline step they time.
 ENGINE_LINES = {
     "engine load": re.compile(
-        r"(?:Model loading took \S+ GiB memory and|Loading weights took) ([\d.]+) seconds"
+        r"(?:Model loading took \S+ GiB (?:memory )?and|Loading weights took) ([\d.]+) seconds"
     ),
     "compile": re.compile(
         r"init engine \(profile, create kv cache, warmup model\) took "
