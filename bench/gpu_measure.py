@@ -19,7 +19,8 @@ of the sampling kernel) and a warm pass, each with req/s, output tok/s and TTFT 
 compares plans for throughput: all servers start at once (each needs an explicit
 ``--kv-cache-memory-bytes``: vLLM's utilization sizing reads the whole card's free memory, which the
 other servers change while it profiles), the cold passes run at once, then the warm passes run one
-server at a time, in WARM_ROUNDS rounds (the order reversed every other round), same client.
+server at a time, in WARM_ROUNDS rounds (GPU_MEASURE_WARM_ROUNDS, default 2; the order reversed
+every other round), same client.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ TEXT_REQUESTS = 100
 CONCURRENCY = 10
 PROMPT_TOKENS = 800
 OUTPUT_TOKENS = 40
-WARM_ROUNDS = 2
+WARM_ROUNDS = int(os.environ.get("GPU_MEASURE_WARM_ROUNDS", "2"))  # side by side
 COLD_SEED = 1000  # the warm rounds use seeds 0, 1, ...: no prompt repeats
 
 LOG_PATTERNS = {
