@@ -112,7 +112,7 @@ def test_bench_counts_match_the_gateway_log_and_the_engines_counters(
         ],
         lambda lines: len(lines) >= totals["requests"],
     )
-    assert len(chats) == totals["requests"]
+    assert len(chats) == totals["requests"], access_lines(gateway)[logged_before:]
     engine = caught_up(
         lambda: counters(vllm_server) - before,
         lambda sent: sent.requests >= totals["succeeded"],
