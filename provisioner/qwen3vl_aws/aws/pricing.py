@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from statistics import median
 from typing import Any
 
 from botocore.config import Config
@@ -109,8 +110,6 @@ class SpotPrice:
     @property
     def typical(self) -> float:
         """The median over the zones (what a group spread over them mostly pays)."""
-        from statistics import median
-
         return median(self.by_zone.values())
 
 
