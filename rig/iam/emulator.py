@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +47,13 @@ class Credentials:
         if self.session_token:
             env["AWS_SESSION_TOKEN"] = self.session_token
         return env
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Credentials:
+        """The credentials in AWS_* variables (what :meth:`env` writes)."""
+        return cls(
+            env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env.get("AWS_SESSION_TOKEN")
+        )
 
 
 class EnforcingEmulator:

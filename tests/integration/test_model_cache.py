@@ -382,7 +382,8 @@ def test_engine_streams_its_revision_with_the_reader_role_and_nothing_more(
                 timeout=120,
             )
         log = server.log_path.read_text()
-        secrets = aws.client("secretsmanager", Credentials(*_session_keys(session)))
+        reader_session = Credentials.from_env(session)
+        secrets = aws.client("secretsmanager", reader_session)
         with pytest.raises(secrets.exceptions.ClientError) as denied:
             secrets.list_secrets()
     assert answer.status_code == 200, answer.text
@@ -390,7 +391,6 @@ def test_engine_streams_its_revision_with_the_reader_role_and_nothing_more(
     assert "Loading safetensors using Runai Model Streamer: 100%" in log
     assert denied.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403  # moto's AccessDenied
 
-    reader_session = Credentials(*_session_keys(session))
     streamed = aws.records(reader_session)
     objects = {p["resource"] for e in streamed for p in e["pairs"] if p["action"] == "s3:GetObject"}
     prefix = f"arn:aws:s3:::{cache.bucket}/models/{TINY_ID}/{REVISION}/"
@@ -405,14 +405,6 @@ def test_engine_streams_its_revision_with_the_reader_role_and_nothing_more(
         ("sts:AssumeRole", reader["reader_role_arn"])
     ]
     assert out_of_scope(handed, instance_documents) == []
-
-
-def _session_keys(session: dict[str, str]) -> tuple[str, str, str]:
-    return (
-        session["AWS_ACCESS_KEY_ID"],
-        session["AWS_SECRET_ACCESS_KEY"],
-        session["AWS_SESSION_TOKEN"],
-    )
 
 
 def test_reader_role_trusts_only_the_instance_role_and_reads_only_its_revision(
