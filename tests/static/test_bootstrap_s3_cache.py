@@ -16,6 +16,7 @@ from qwen3vl_aws.keys.keygen import generate_key
 from qwen3vl_aws.serving.versions import pinned_versions
 from test_userdata_scripts import settings, stub_path
 
+from rig.engine_unit import engine_file_env
 from rig.gateway import install_instance
 
 pytestmark = pytest.mark.slow
@@ -85,11 +86,6 @@ def status(root: Path) -> dict:
     return json.loads((root / "var/lib/qwen3vl/status.json").read_text())
 
 
-def engine_env(root: Path) -> dict[str, str]:
-    lines = (root / "etc/qwen3vl/engine.env").read_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
-
-
 def test_first_instance_fills_the_cache_and_the_next_one_streams_from_it(
     aws_env: str, tmp_path: Path
 ) -> None:
@@ -106,7 +102,7 @@ def test_first_instance_fills_the_cache_and_the_next_one_streams_from_it(
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"])
     assert keys == [PREFIX + ".qwen3vl-complete", PREFIX + "model.safetensors"]
     # The first instance's engine reads the downloaded files, with no S3 session at all.
-    first_env = engine_env(first)
+    first_env = engine_file_env(first)
     assert f"--model {first}/nvme/models/Qwen/Qwen3-VL-8B-Instruct " in first_env["ENGINE_ARGS"]
     assert "--load-format runai_streamer --model-loader-extra-config" in first_env["ENGINE_ARGS"]
     assert "MODEL_READER_ROLE_ARN" not in first_env
@@ -117,7 +113,7 @@ def test_first_instance_fills_the_cache_and_the_next_one_streams_from_it(
     record = status(second)
     assert record["weights"]["source"] == "s3-stream" and record["weights"]["bytes"] == 4096
     assert not list((second / "nvme").rglob("*.safetensors"))  # nothing copied to disk
-    env = engine_env(second)
+    env = engine_file_env(second)
     assert f"--model s3://{BUCKET}/{PREFIX.rstrip('/')} " in env["ENGINE_ARGS"]
     assert "--load-format runai_streamer" in env["ENGINE_ARGS"]
     # The unit's ExecStartPre takes a session of this role and writes it where the wrapper reads.
@@ -158,6 +154,6 @@ def test_without_an_s3_loader_the_weights_are_pulled_onto_local_disk(
     assert status(root)["weights"]["source"] == "s3"
     model = root / "nvme/models/Qwen/Qwen3-VL-8B-Instruct/model.safetensors"
     assert model.read_bytes() == b"\1" * 2048
-    env = engine_env(root)
+    env = engine_file_env(root)
     assert str(model.parent) in env["ENGINE_ARGS"] and "s3://" not in env["ENGINE_ARGS"]
     assert "ENGINE_S3_CREDENTIALS" not in env
