@@ -100,20 +100,26 @@ class TestVllmServer:
         assert 1 <= reply.usage.completion_tokens <= 4
 
     def test_streamed_chat_answers_in_chunks(self, client: OpenAI, vllm_server: VllmServer) -> None:
+        tokens = 16
         stream = client.chat.completions.create(
             model=vllm_server.served_model_name,
             messages=[{"role": "user", "content": "Count to three."}],
-            max_tokens=4,
+            max_tokens=tokens,
             temperature=0,
             stream=True,
             stream_options={"include_usage": True},
+            # Exactly `tokens` tokens, so the answer cannot end after one.
+            extra_body={"min_tokens": tokens, "ignore_eos": True},
         )
         chunks = list(stream)
         finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
-        assert finishes[-1] in ("stop", "length")
-        assert chunks[-1].usage is not None
-        # One chunk per generated token (plus the role chunk), not one buffered answer.
-        assert len(finishes) > chunks[-1].usage.completion_tokens
+        assert finishes[-1] == "length"
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == tokens
+        # The answer arrives as it is generated, not as one buffered piece. Not one chunk per
+        # token: vLLM merges the deltas its HTTP side has not taken yet when that side lags
+        # (CI's busy machine saw 4 tokens in 3 chunks).
+        content = [c for c in chunks if c.choices and c.choices[0].delta.content]
+        assert len(content) >= 2, f"{tokens} tokens came in {len(content)} chunk(s)"
 
     @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
     def test_image_chat_answers(self, client: OpenAI, vllm_server: VllmServer, fmt: str) -> None:
