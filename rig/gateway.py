@@ -184,6 +184,19 @@ class Gateway:
     def error_log(self) -> Path:
         return self.root / "var" / "log" / "qwen3vl" / "gateway-error.log"
 
+    def accepting_workers(self) -> set[str]:
+        """The pids of nginx's workers that accept connections; one stopping after a reload is
+        renamed "nginx: worker process is shutting down" and exits when its requests are done."""
+        master = (self.root / "run" / "qwen3vl-gateway" / "nginx.pid").read_text().strip()
+        ps = subprocess.run(
+            ["ps", "-o", "pid=,args=", "--ppid", master], capture_output=True, text=True, check=True
+        )
+        return {
+            line.split(None, 1)[0]
+            for line in ps.stdout.splitlines()
+            if line.rstrip().endswith("nginx: worker process")
+        }
+
     def settings(self) -> dict[str, str]:
         return {
             "DEPLOYMENT_NAME": "gateway-rig",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the system tools the node and static tests run for real are on this machine:
-# nginx, sshd, cloud-init (schema check), shellcheck, systemd-analyze, openssl, curl, and
-# HAProxy (the stand-in for the fleet's load balancer).
+# nginx, sshd, cloud-init (schema check), shellcheck, systemd-analyze, openssl, curl,
+# HAProxy (the stand-in for the fleet's load balancer) and logrotate (the gateway's log rotation).
 # On Debian/Ubuntu it installs what is missing with apt-get (as root, or through sudo);
 # elsewhere it lists what to install and fails.
 set -euo pipefail
@@ -16,6 +16,7 @@ declare -A package_of=(
   [openssl]=openssl
   [curl]=curl
   [haproxy]=haproxy
+  [logrotate]=logrotate
 )
 
 missing=()

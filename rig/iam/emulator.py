@@ -202,9 +202,9 @@ def enforcing_emulator(scratch: Path) -> Iterator[EnforcingEmulator]:
             if process.poll() is not None:
                 raise RuntimeError(f"the enforcing moto server exited: {log.read_text()}")
             try:
-                requests.get(f"{url}/moto-api/data.json", timeout=2)
+                requests.get(f"{url}/moto-api/data.json", timeout=10)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or slow to answer at first
                 if time.monotonic() > deadline:
                     raise RuntimeError("the enforcing moto server did not start in 60 s") from None
                 time.sleep(0.2)

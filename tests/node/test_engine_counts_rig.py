@@ -8,10 +8,7 @@ Kept small: the CPU is slow and shared.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
@@ -21,10 +18,9 @@ from qwen3vl_aws.deployment import Deployment
 from qwen3vl_aws.instance.engine_metrics import EngineCounters, engine_counters
 
 from rig.gateway import install_instance, run_script
+from rig.wait import caught_up
 
 pytestmark = [pytest.mark.slow, pytest.mark.node]
-
-T = TypeVar("T")
 
 WARMUP_IMAGE = (640, 480)  # the bootstrap's warm-up picture
 TOKEN_PIXELS = 32  # Qwen3-VL: 16-pixel patches merged 2x2 into one visual token
@@ -32,20 +28,6 @@ TOKEN_PIXELS = 32  # Qwen3-VL: 16-pixel patches merged 2x2 into one visual token
 
 def counters(vllm_server) -> EngineCounters:
     return engine_counters(httpx.get(f"{vllm_server.base_url}/metrics", timeout=30).text)
-
-
-def caught_up(read: Callable[[], T], done: Callable[[T], bool], timeout: float = 30) -> T:
-    """What ``read`` gives once ``done`` holds, or at the timeout (the test then judges it).
-
-    nginx writes a request's access-log line, and vLLM counts its tokens, only after the client
-    has the last byte of the answer: on a busy machine they lag the client by a moment.
-    """
-    deadline = time.monotonic() + timeout
-    value = read()
-    while not done(value) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        value = read()
-    return value
 
 
 def test_ready_sends_the_warm_up_before_it_returns(vllm_server, tmp_path: Path) -> None:

@@ -129,32 +129,19 @@ def test_renew_cert_makes_a_new_leaf_and_pins_it(
     assert f"New certificate pinned at {deployment.cert_path}" in result.output
 
 
-def accepting_workers(gateway: Gateway) -> set[str]:
-    """The gateway's workers that accept connections (a stopping one is "... is shutting down")."""
-    master = (gateway.root / "run" / "qwen3vl-gateway" / "nginx.pid").read_text().strip()
-    ps = subprocess.run(
-        ["ps", "-o", "pid=,args=", "--ppid", master], capture_output=True, text=True, check=True
-    )
-    return {
-        line.split(None, 1)[0]
-        for line in ps.stdout.splitlines()
-        if line.rstrip().endswith("nginx: worker process")
-    }
-
-
 def test_the_instance_renewal_returns_once_no_worker_holds_the_old_certificate(
     engineless_gateway: Gateway,
 ):
     """Until nginx's old workers stop accepting, a new connection can still get the old
     certificate, which a client holding the new pin refuses. `renew-cert` returns after them."""
     gateway = engineless_gateway
-    before = accepting_workers(gateway)
+    before = gateway.accepting_workers()
     assert before
 
     result = run_script(gateway.root, "qwen3vl-bootstrap", "renew-cert")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert not accepting_workers(gateway) & before, "old workers still accept connections"
+    assert not gateway.accepting_workers() & before, "old workers still accept connections"
     new = fingerprint(gateway.cert_path.read_text())
     assert {fingerprint(presented(gateway)) for _ in range(10)} == {new}
 

@@ -100,7 +100,7 @@ class TestVllmServer:
         assert 1 <= reply.usage.completion_tokens <= 4
 
     def test_streamed_chat_answers_in_chunks(self, client: OpenAI, vllm_server: VllmServer) -> None:
-        tokens = 16
+        tokens = 64
         stream = client.chat.completions.create(
             model=vllm_server.served_model_name,
             messages=[{"role": "user", "content": "Count to three."}],
