@@ -9,7 +9,6 @@ import datetime as dt
 import ipaddress
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ from qwen3vl_aws.instance.health import check_tls
 
 from rig.gateway import Gateway, require, run_script
 from rig.local import register
+from rig.wait import caught_up
 
 pytestmark = [pytest.mark.node, pytest.mark.slow]
 
@@ -70,14 +70,11 @@ def serve_certificate(gateway: Gateway, not_after: dt.datetime) -> str:
     )
     gateway.cert_path.write_text(pem)
     nginx = require("nginx", "apt-get install nginx")
-    master = (gateway.root / "run" / "qwen3vl-gateway" / "nginx.pid").read_text().strip()
-    old_workers = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout
+    old_workers = gateway.accepting_workers()
     subprocess.run([nginx, "-c", str(gateway.conf_path), "-s", "reload"], check=True)
-    deadline = time.monotonic() + 30
-    # until the workers that hold the old certificate are gone (a graceful reload)
-    while any(Path(f"/proc/{pid}").exists() for pid in old_workers.split()):
-        assert time.monotonic() < deadline, "nginx's old workers did not exit"
-        time.sleep(0.2)
+    # until no worker that holds the old certificate accepts (a graceful reload)
+    still = caught_up(lambda: gateway.accepting_workers() & old_workers, lambda s: not s)
+    assert not still, "nginx's old workers still accept connections"
     assert fingerprint(presented(gateway)) == fingerprint(pem)
     return pem
 

@@ -12,7 +12,7 @@ gateway_workers() {
 }
 
 # reload_gateway NGINX CONF MASTER: 0 when every worker serves CONF; 1 when nginx rejects CONF
-# (nothing reloaded); 2 when old workers still accept after 10 s.
+# (nothing reloaded); 2 when the reload signal fails or old workers still accept after 10 s.
 reload_gateway() {
   local nginx=$1 conf=$2 master=$3 serving still _
   # nginx -t output can quote configuration lines: never print it.
